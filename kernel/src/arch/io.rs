@@ -1,0 +1,114 @@
+//! The kernel's raw hardware access: port I/O, MMIO and the few privileged instructions. Nothing
+//! else in the crate calls `read_volatile`, `write_volatile` or `asm!`; everything above this
+//! module goes through these typed, width-checked helpers.
+
+use core::marker::PhantomData;
+use x86_64::instructions::port::Port;
+
+/// Reads a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: port reads have no memory-safety effect; callers own the device semantics.
+    unsafe { Port::<u8>::new(port).read() }
+}
+
+/// Writes a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: the kernel owns every legacy port it touches (PIT, PIC, debug-exit); a port write
+    // cannot break Rust's memory model.
+    unsafe { Port::<u8>::new(port).write(value) }
+}
+
+/// Reads a 32-bit value from an I/O port.
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: as for `inb`.
+    unsafe { Port::<u32>::new(port).read() }
+}
+
+/// Writes a 32-bit value to an I/O port.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb`.
+    unsafe { Port::<u32>::new(port).write(value) }
+}
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Returns CPUID leaf `leaf`, subleaf `sub` as (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Halts until the next interrupt.
+pub fn halt() {
+    x86_64::instructions::hlt();
+}
+
+/// Disables interrupts and halts forever.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// A width-typed MMIO register at a fixed physical (identity-mapped) address.
+///
+/// The width is part of the type, so a 32-bit register can never be touched with an 8-byte
+/// access (QEMU's VT-d model aborts on that).
+#[derive(Debug)]
+pub struct Mmio<T> {
+    address: usize,
+    _width: PhantomData<T>,
+}
+
+/// Register widths the MMIO helpers accept.
+pub trait RegisterWidth: Copy {}
+impl RegisterWidth for u8 {}
+impl RegisterWidth for u16 {}
+impl RegisterWidth for u32 {}
+impl RegisterWidth for u64 {}
+
+impl<T: RegisterWidth> Mmio<T> {
+    /// Creates a register handle.
+    ///
+    /// # Safety
+    ///
+    /// `address` must be the identity-mapped, uncached address of a device register of width
+    /// `T`, naturally aligned, and nothing may alias it as ordinary memory for as long as the
+    /// handle is used.
+    pub const unsafe fn new(address: usize) -> Self {
+        Self {
+            address,
+            _width: PhantomData,
+        }
+    }
+
+    /// Reads the register.
+    pub fn read(&self) -> T {
+        // SAFETY: `new`'s contract: a mapped, aligned register of this width.
+        unsafe { core::ptr::read_volatile(self.address as *const T) }
+    }
+
+    /// Writes the register.
+    pub fn write(&self, value: T) {
+        // SAFETY: `new`'s contract: a mapped, aligned register of this width.
+        unsafe { core::ptr::write_volatile(self.address as *mut T, value) }
+    }
+}
+
+/// Reads `buf.len()` bytes of identity-mapped physical memory at `address`.
+///
+/// # Safety
+///
+/// The whole range must be mapped and readable, and must not be a device register whose read
+/// has side effects.
+pub unsafe fn read_physical(address: u64, buf: &mut [u8]) {
+    for (i, byte) in buf.iter_mut().enumerate() {
+        // SAFETY: the caller guarantees the range is mapped readable memory.
+        *byte = unsafe { core::ptr::read_volatile((address as usize + i) as *const u8) };
+    }
+}

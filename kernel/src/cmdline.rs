@@ -1,0 +1,173 @@
+//! Kernel command-line parser: whitespace-separated `key=value` or bare `key` options.
+//!
+//! Nothing is silently ignored: unknown, malformed and repeated options are collected as
+//! [`Problem`]s for the boot report. Adding an option is one field in [`CommandLine`], one arm in
+//! [`CommandLine::apply`] and one line in [`OPTIONS`].
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::log::Level;
+
+/// Every option the kernel understands, as `(syntax, one-line help)`, for the README and the
+/// boot report.
+pub const OPTIONS: &[(&str, &str)] = &[
+    (
+        "poweroff",
+        "power the machine off (QEMU exit) instead of idling when the kernel is done",
+    ),
+    (
+        "test=NAME",
+        "run the in-kernel test NAME (characters a-z 0-9 - _ .) and report its result",
+    ),
+    (
+        "log=LEVEL",
+        "most verbose log level shown: error, warn, info (default), debug or trace",
+    ),
+];
+
+/// The parsed command line. Options that were absent keep their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandLine {
+    /// `poweroff`: power off when done instead of idling.
+    pub poweroff: bool,
+    /// `test=NAME`: the in-kernel test to run, if any.
+    pub test: Option<String>,
+    /// `log=LEVEL`: the most verbose level that is logged (default [`Level::Info`]).
+    pub log_level: Level,
+    /// Everything that was wrong with the line, in the order it was found.
+    pub problems: Vec<Problem>,
+}
+
+/// Something wrong with one option on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The option name is not one the kernel knows; `option` is the whole token.
+    Unknown {
+        /// The token as written, e.g. `foo=bar`.
+        option: String,
+    },
+    /// The option is known but its value (or lack of one) is invalid; it was not applied.
+    Malformed {
+        /// The token as written, e.g. `test=`.
+        option: String,
+        /// Why it was rejected, e.g. "test name must not be empty".
+        reason: &'static str,
+    },
+    /// The option was validly given more than once; the last valid value was used.
+    Repeated {
+        /// The option name, e.g. `log`.
+        key: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Unknown { option } => write!(f, "unknown option `{option}`"),
+            Problem::Malformed { option, reason } => {
+                write!(f, "malformed option `{option}`: {reason}")
+            }
+            Problem::Repeated { key } => {
+                write!(f, "option `{key}` given twice or more; the last one wins")
+            }
+        }
+    }
+}
+
+/// Parses a kernel command line. Never fails: problems are recorded in
+/// [`CommandLine::problems`] and the affected options keep their previous values.
+pub fn parse(line: &str) -> CommandLine {
+    let mut command_line = CommandLine::default();
+    // Names of options that were applied at least once; a second application is `Repeated`.
+    let mut applied: Vec<&str> = Vec::new();
+    let mut reported_repeats: Vec<&str> = Vec::new();
+
+    for token in line.split_whitespace() {
+        let (key, value) = match token.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (token, None),
+        };
+        match command_line.apply(key, value) {
+            Ok(()) => {
+                if applied.contains(&key) {
+                    if !reported_repeats.contains(&key) {
+                        reported_repeats.push(key);
+                        command_line.problems.push(Problem::Repeated {
+                            key: key.to_string(),
+                        });
+                    }
+                } else {
+                    applied.push(key);
+                }
+            }
+            Err(Rejection::Unknown) => command_line.problems.push(Problem::Unknown {
+                option: token.to_string(),
+            }),
+            Err(Rejection::Malformed(reason)) => command_line.problems.push(Problem::Malformed {
+                option: token.to_string(),
+                reason,
+            }),
+        }
+    }
+    command_line
+}
+
+/// Why [`CommandLine::apply`] did not apply an option.
+enum Rejection {
+    Unknown,
+    Malformed(&'static str),
+}
+
+impl CommandLine {
+    /// Applies one option; on error nothing is changed. This match is the option table.
+    fn apply(&mut self, key: &str, value: Option<&str>) -> Result<(), Rejection> {
+        match key {
+            "poweroff" => {
+                no_value(value, "poweroff takes no value")?;
+                self.poweroff = true;
+            }
+            "test" => self.test = Some(test_name(value)?.to_string()),
+            "log" => self.log_level = log_level(value)?,
+            "" => return Err(Rejection::Malformed("option name must not be empty")),
+            _ => return Err(Rejection::Unknown),
+        }
+        Ok(())
+    }
+}
+
+fn no_value(value: Option<&str>, reason: &'static str) -> Result<(), Rejection> {
+    match value {
+        None => Ok(()),
+        Some(_) => Err(Rejection::Malformed(reason)),
+    }
+}
+
+fn test_name(value: Option<&str>) -> Result<&str, Rejection> {
+    let name = value.ok_or(Rejection::Malformed("test needs a name: test=NAME"))?;
+    if name.is_empty() {
+        return Err(Rejection::Malformed("test name must not be empty"));
+    }
+    let allowed = |byte: u8| {
+        byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'-' | b'_' | b'.')
+    };
+    if !name.bytes().all(allowed) {
+        return Err(Rejection::Malformed(
+            "test name may only contain a-z, 0-9, '-', '_' and '.'",
+        ));
+    }
+    Ok(name)
+}
+
+fn log_level(value: Option<&str>) -> Result<Level, Rejection> {
+    let name = value.ok_or(Rejection::Malformed(
+        "log needs a level: log=error|warn|info|debug|trace",
+    ))?;
+    Level::parse(name).ok_or(Rejection::Malformed(
+        "log level must be one of error, warn, info, debug, trace",
+    ))
+}
+
+#[cfg(test)]
+mod tests;

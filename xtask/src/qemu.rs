@@ -1,0 +1,162 @@
+//! Every QEMU command line and timeout of the project, in one place.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Wall-clock limit for a `-kernel` boot scenario (a TCG boot takes 1-3 s).
+pub(crate) const KERNEL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Wall-clock limit for a boot through firmware and GRUB (OVMF alone takes ~5 s under TCG).
+pub(crate) const IMAGE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Wall-clock limit for the hang scenario: it must be caught by this, so keep it short.
+pub(crate) const HANG_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// OVMF firmware (Debian package `ovmf`).
+pub(crate) const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+/// How the machine boots.
+#[derive(Clone, Debug)]
+pub(crate) enum Boot {
+    /// QEMU loads the kernel ELF itself (PVH) with this command line.
+    Kernel { image: PathBuf, cmdline: String },
+    /// The appliance ISO as a CD-ROM.
+    Cdrom(PathBuf),
+    /// The appliance ISO as a raw hard disk.
+    Disk(PathBuf),
+}
+
+/// Firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Firmware {
+    /// SeaBIOS (QEMU's default).
+    Bios,
+    /// OVMF (UEFI).
+    Uefi,
+}
+
+/// A machine: q35 with the IOMMU and a set of extra devices.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Machine {
+    /// Extra arguments (devices, drives).
+    pub(crate) devices: Vec<String>,
+    /// Leave out `-device intel-iommu`.
+    pub(crate) no_iommu: bool,
+}
+
+impl Machine {
+    /// q35 + intel-iommu and nothing else.
+    pub(crate) fn minimal() -> Self {
+        Self::default()
+    }
+
+    /// The machine `cargo xtask run` shows: an edu, an NVMe with a disk, a modern virtio-blk
+    /// behind the IOMMU, an e1000e, a root port with an edu behind it, and a PCIe-to-PCI bridge
+    /// (behind a root port) with two edu.
+    pub(crate) fn showcase(disks: &Path) -> Self {
+        let nvme = disks.join("nvme.img");
+        let vblk = disks.join("virtio-blk.img");
+        let devices = [
+            "-device",
+            "edu,id=edu0",
+            "-drive",
+            &format!("file={},if=none,id=nvme0,format=raw", nvme.display()),
+            "-device",
+            "nvme,drive=nvme0,serial=moat-nvme0",
+            "-drive",
+            &format!("file={},if=none,id=vblk0,format=raw", vblk.display()),
+            "-device",
+            "virtio-blk-pci,drive=vblk0,disable-legacy=on,iommu_platform=on",
+            "-netdev",
+            "user,id=net0,restrict=on",
+            "-device",
+            "e1000e,netdev=net0",
+            "-device",
+            "pcie-root-port,id=rp1,chassis=1,slot=1",
+            "-device",
+            "edu,bus=rp1,id=edu1",
+            "-device",
+            "pcie-root-port,id=rp2,chassis=2,slot=2",
+            "-device",
+            "pcie-pci-bridge,id=br1,bus=rp2",
+            "-device",
+            "edu,bus=br1,addr=1,id=edu2",
+            "-device",
+            "edu,bus=br1,addr=2,id=edu3",
+        ];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+            no_iommu: false,
+        }
+    }
+}
+
+/// Builds the QEMU command for `machine` booted by `boot` under `firmware`.
+pub(crate) fn command(machine: &Machine, boot: &Boot, firmware: Firmware) -> Command {
+    let mut command = Command::new("qemu-system-x86_64");
+    command.args([
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg",
+        "-m",
+        "512M",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ]);
+    if !machine.no_iommu {
+        command.args(["-device", "intel-iommu"]);
+    }
+    if firmware == Firmware::Uefi {
+        command.args(["-bios", OVMF]);
+    }
+    command.args(&machine.devices);
+    match boot {
+        Boot::Kernel { image, cmdline } => {
+            command
+                .arg("-kernel")
+                .arg(image)
+                .arg("-append")
+                .arg(cmdline);
+        }
+        Boot::Cdrom(iso) => {
+            command.arg("-cdrom").arg(iso);
+        }
+        Boot::Disk(iso) => {
+            command
+                .arg("-drive")
+                .arg(format!(
+                    "file={},if=none,id=boot0,format=raw,snapshot=on",
+                    iso.display()
+                ))
+                .args(["-device", "ide-hd,drive=boot0,bootindex=0"]);
+        }
+    }
+    command
+}
+
+/// Creates the showcase machine's disk images (raw, sparse) under `dir` if missing.
+pub(crate) fn create_disks(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for name in ["nvme.img", "virtio-blk.img"] {
+        let path = dir.join(name);
+        if path.exists() {
+            continue;
+        }
+        let status = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "raw"])
+            .arg(&path)
+            .arg("64M")
+            .status()
+            .map_err(|e| format!("cannot run qemu-img: {e}"))?;
+        if !status.success() {
+            return Err(format!("qemu-img create {} failed", path.display()));
+        }
+    }
+    Ok(())
+}

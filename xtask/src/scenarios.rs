@@ -1,0 +1,156 @@
+//! The QEMU integration scenarios `cargo xtask test` runs: each boots the real image with a
+//! wall-clock timeout and states exactly which outcome and which serial lines prove it.
+
+use crate::qemu::{self, Boot, Firmware, Machine};
+use moat_tests::{Expect, OutcomeKind, Scenario};
+use std::path::Path;
+
+fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Expect) -> Scenario {
+    let boot = Boot::Kernel {
+        image: image.to_path_buf(),
+        cmdline: cmdline.into(),
+    };
+    Scenario {
+        name: name.into(),
+        command: qemu::command(machine, &boot, Firmware::Bios),
+        timeout: qemu::KERNEL_TIMEOUT,
+        expect,
+    }
+}
+
+/// The foundation scenarios on the kernel ELF (`-kernel`, PVH).
+pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
+    let minimal = Machine::minimal();
+    let report = [
+        "moat boot report",
+        "memory: ",
+        "cpus: 1 in MADT",
+        "acpi: RSDP at",
+        "timers: TSC",
+        "ticks so far",
+    ];
+    let mut list = vec![
+        kernel(
+            "boot-ready",
+            &minimal,
+            image,
+            "poweroff",
+            Expect::success(report.iter().copied().chain([
+                "APIC @",
+                "MCFG @",
+                "DMAR @",
+                "ecam: segment 0 buses 0x00-0xff at 0xb0000000",
+                "loader PVH (QEMU -kernel)",
+            ])),
+        ),
+        kernel(
+            "boot-showcase-machine",
+            &Machine::showcase(disks),
+            image,
+            "poweroff",
+            Expect::success(report),
+        ),
+        kernel(
+            "boot-without-iommu",
+            &Machine {
+                no_iommu: true,
+                ..Machine::minimal()
+            },
+            image,
+            "poweroff",
+            Expect::success(["dmar: none"]),
+        ),
+        kernel(
+            "timer-interrupt",
+            &minimal,
+            image,
+            "test=timer",
+            Expect::success(["timer: 5 ticks in", "scenario `timer` passed"]),
+        ),
+        kernel(
+            "unknown-option-reported",
+            &minimal,
+            image,
+            "poweroff bogus=1 frobnicate test=",
+            Expect::success([
+                "unknown option `bogus=1`",
+                "unknown option `frobnicate`",
+                "malformed option `test=`",
+            ]),
+        ),
+        kernel(
+            "panic-is-failure",
+            &minimal,
+            image,
+            "test=panic",
+            Expect::failure(
+                OutcomeKind::KernelFailure,
+                ["moat: PANIC at", "deliberate panic requested by test=panic"],
+            ),
+        ),
+        kernel(
+            "page-fault-reported",
+            &minimal,
+            image,
+            "test=page-fault",
+            Expect::failure(
+                OutcomeKind::KernelFailure,
+                [
+                    "CPU exception #PF page fault (vector 14)",
+                    "cr2=0x00007e57dead0000",
+                    "page not present on read",
+                ],
+            ),
+        ),
+        kernel(
+            "unknown-scenario-is-failure",
+            &minimal,
+            image,
+            "test=no-such-scenario",
+            Expect::failure(
+                OutcomeKind::KernelFailure,
+                ["unknown test scenario `no-such-scenario`"],
+            ),
+        ),
+        kernel(
+            "triple-fault-is-reset",
+            &minimal,
+            image,
+            "test=triple-fault",
+            Expect::failure(OutcomeKind::Reset, ["running scenario `triple-fault`"]),
+        ),
+    ];
+    let mut hang = kernel(
+        "hang-is-timeout",
+        &minimal,
+        image,
+        "test=hang",
+        Expect::failure(OutcomeKind::Timeout, ["running scenario `hang`"]),
+    );
+    hang.timeout = qemu::HANG_TIMEOUT;
+    list.push(hang);
+    list
+}
+
+/// The appliance ISO under SeaBIOS and OVMF, as a CD and as a raw disk.
+pub(crate) fn image_scenarios(iso: &Path) -> Vec<Scenario> {
+    let mut list = Vec::new();
+    for (firmware, firmware_name) in [(Firmware::Bios, "seabios"), (Firmware::Uefi, "ovmf")] {
+        for (boot, medium) in [
+            (Boot::Cdrom(iso.to_path_buf()), "cdrom"),
+            (Boot::Disk(iso.to_path_buf()), "disk"),
+        ] {
+            list.push(Scenario {
+                name: format!("iso-{firmware_name}-{medium}"),
+                command: qemu::command(&Machine::minimal(), &boot, firmware),
+                timeout: qemu::IMAGE_TIMEOUT,
+                expect: Expect::success([
+                    "loader multiboot2 (GRUB)",
+                    "acpi: RSDP at",
+                    "timers: TSC",
+                ]),
+            });
+        }
+    }
+    list
+}
