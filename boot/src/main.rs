@@ -10,6 +10,7 @@ extern crate alloc;
 mod entry;
 mod multiboot2;
 mod pvh;
+mod remapping;
 mod report;
 
 use moat_kernel::arch::exit::{ExitCode, exit};
@@ -141,6 +142,9 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
             None
         }
     };
+    let devices = moat_kernel::devices::publish(discover_pci(platform));
+    let remapping_lines = remapping::bring_up(&options, platform.dmar.as_deref(), devices);
+
     x86_64::instructions::interrupts::enable();
     if apic_info.is_some() {
         // TIMEOUT: two ticks are 20 ms at 100 Hz; 500 ms means the interrupt is not arriving.
@@ -161,6 +165,8 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         calibration,
         apic: apic_info,
         options: &options,
+        devices,
+        remapping: &remapping_lines,
     });
     moat_kernel::kprintln!("moat: ready");
 
@@ -186,6 +192,39 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     loop {
         x86_64::instructions::hlt();
     }
+}
+
+/// Maps config space (ECAM from the MCFG, else ports) and enumerates every segment's buses.
+fn discover_pci(platform: &acpi::platform::Platform) -> moat_kernel::pci::Enumeration {
+    use moat_kernel::pci::{ConfigSpaceSize, Enumeration, enumerate};
+    let config = match moat_kernel::ecam::ConfigSpace::new(&platform.ecam) {
+        Ok(config) => config,
+        Err(problem) => {
+            error!(
+                "pci",
+                "cannot map ECAM ({problem:?}); using port I/O config access"
+            );
+            moat_kernel::ecam::ConfigSpace::Ports
+        }
+    };
+    let config = moat_kernel::ecam::publish(config);
+    let size = if config.extended() {
+        ConfigSpaceSize::Extended
+    } else {
+        ConfigSpaceSize::Conventional
+    };
+    let mut all = Enumeration::default();
+    for (segment, first, last) in config.bus_ranges() {
+        let found = enumerate(config, segment, first..=last, size);
+        all.devices.extend(found.devices);
+        all.problems.extend(found.problems);
+    }
+    all.devices.sort_by_key(|d| d.bdf);
+    for problem in &all.problems {
+        warn!("pci", "{problem}");
+    }
+    info!("pci", "{} functions found", all.devices.len());
+    all
 }
 
 fn kernel_start_address() -> u64 {

@@ -19,6 +19,8 @@ pub(crate) struct Report<'a> {
     pub(crate) calibration: Option<Calibration>,
     pub(crate) apic: Option<ApicInfo>,
     pub(crate) options: &'a CommandLine,
+    pub(crate) devices: &'a moat_kernel::pci::Enumeration,
+    pub(crate) remapping: &'a [alloc::string::String],
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -35,6 +37,10 @@ pub(crate) fn print(report: &Report<'_>) {
     cpus(report.platform);
     acpi(report.platform);
     timers(report);
+    pci(report.devices);
+    for line in report.remapping {
+        kprintln!("{line}");
+    }
     kprintln!(
         "options: poweroff={} test={} log={}",
         report.options.poweroff,
@@ -158,4 +164,14 @@ fn timers(report: &Report<'_>) {
         "  monotonic clock: {} us since calibration",
         time::now_ns() / 1000
     );
+}
+
+fn pci(devices: &moat_kernel::pci::Enumeration) {
+    kprintln!("pci: {} functions", devices.devices.len());
+    for device in &devices.devices {
+        kprintln!("pci: {}", moat_kernel::pci::device_line(device));
+    }
+    for problem in &devices.problems {
+        kprintln!("pci: problem: {problem}");
+    }
 }

@@ -1,3 +1,13 @@
-//! Intel VT-d for Moat: DMAR parsing, second-level page tables and the remapping engine.
-//! Everything here that does not touch hardware builds and tests on the host.
+//! Intel VT-d for Moat: DMAR parsing, second-level page tables, and (in the kernel) the
+//! remapping engine. Everything here that does not touch hardware builds and tests on the host.
 #![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod bdf;
+pub mod dmar;
+pub mod engine;
+pub mod entries;
+pub mod paging;
+
+pub use bdf::Bdf;

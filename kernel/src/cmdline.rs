@@ -25,7 +25,24 @@ pub const OPTIONS: &[(&str, &str)] = &[
         "log=LEVEL",
         "most verbose log level shown: error, warn, info (default), debug or trace",
     ),
+    (
+        "iommu=on|off",
+        "off: leave DMA remapping off on purpose (no DMA isolation, for comparisons)",
+    ),
+    (
+        "iommu.invalidation=register|queued",
+        "VT-d invalidation interface; default queued where the unit has ECAP.QI",
+    ),
 ];
+
+/// `iommu.invalidation=`: which VT-d invalidation interface to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidationChoice {
+    /// The register interface (CCMD / IOTLB_REG).
+    Register,
+    /// The queued interface.
+    Queued,
+}
 
 /// The parsed command line. Options that were absent keep their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,6 +53,10 @@ pub struct CommandLine {
     pub test: Option<String>,
     /// `log=LEVEL`: the most verbose level that is logged (default [`Level::Info`]).
     pub log_level: Level,
+    /// `iommu=off`: DMA remapping deliberately left off.
+    pub iommu_off: bool,
+    /// `iommu.invalidation=`: the requested invalidation interface (None: the default).
+    pub invalidation: Option<InvalidationChoice>,
     /// Everything that was wrong with the line, in the order it was found.
     pub problems: Vec<Problem>,
 }
@@ -130,6 +151,24 @@ impl CommandLine {
             }
             "test" => self.test = Some(test_name(value)?.to_string()),
             "log" => self.log_level = log_level(value)?,
+            "iommu" => {
+                self.iommu_off = match value {
+                    Some("on") => false,
+                    Some("off") => true,
+                    _ => return Err(Rejection::Malformed("iommu takes on or off")),
+                }
+            }
+            "iommu.invalidation" => {
+                self.invalidation = Some(match value {
+                    Some("register") => InvalidationChoice::Register,
+                    Some("queued") => InvalidationChoice::Queued,
+                    _ => {
+                        return Err(Rejection::Malformed(
+                            "iommu.invalidation takes register or queued",
+                        ));
+                    }
+                })
+            }
             "" => return Err(Rejection::Malformed("option name must not be empty")),
             _ => return Err(Rejection::Unknown),
         }

@@ -4,6 +4,7 @@
 
 mod elf;
 mod image;
+mod oracle;
 mod provision;
 mod qemu;
 mod scenarios;

@@ -128,3 +128,11 @@ pub fn base_from_msr() -> u64 {
     let value = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
     value & 0x000f_ffff_ffff_f000
 }
+
+/// This CPU's local APIC ID (0 before `init`).
+pub fn id() -> u8 {
+    if BASE.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    (register(reg::ID).read() >> 24) as u8
+}

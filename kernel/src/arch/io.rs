@@ -112,3 +112,33 @@ pub unsafe fn read_physical(address: u64, buf: &mut [u8]) {
         *byte = unsafe { core::ptr::read_volatile((address as usize + i) as *const u8) };
     }
 }
+
+/// Writes back and invalidates the cache line holding `address` (for hardware that does not
+/// snoop CPU caches, such as a VT-d unit with ECAP.C = 0), ordered after earlier stores.
+pub fn flush_cache_line(address: u64) {
+    // SAFETY: CLFLUSH on an identity-mapped address only affects caching, never contents; the
+    // fences order it after the preceding table stores.
+    unsafe {
+        core::arch::asm!("mfence", "clflush [{0}]", "mfence", in(reg) address, options(nostack, preserves_flags));
+    }
+}
+
+/// Reads a u64 of identity-mapped memory that a device may write (volatile).
+///
+/// # Safety
+///
+/// `address` must be 8-byte aligned, mapped RAM owned by the caller's data structure.
+pub unsafe fn read_u64(address: u64) -> u64 {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::read_volatile(address as *const u64) }
+}
+
+/// Writes a u64 of identity-mapped memory that a device reads (volatile).
+///
+/// # Safety
+///
+/// As for `read_u64`.
+pub unsafe fn write_u64(address: u64, value: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::write_volatile(address as *mut u64, value) }
+}

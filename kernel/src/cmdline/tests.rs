@@ -104,14 +104,14 @@ fn log_level_values() {
 
 #[test]
 fn unknown_options_are_recorded_whole() {
-    let parsed = parse("foo=bar quiet LOG=debug iommu=on =x");
+    let parsed = parse("foo=bar quiet LOG=debug iommu.strict=1 =x");
     assert_eq!(
         parsed.problems,
         vec![
             unknown("foo=bar"),
             unknown("quiet"),
             unknown("LOG=debug"),
-            unknown("iommu=on"),
+            unknown("iommu.strict=1"),
             malformed("=x", "option name must not be empty"),
         ]
     );
@@ -173,6 +173,8 @@ fn every_option_is_documented_and_parses() {
         let example = match *syntax {
             "test=NAME" => "test=smoke".to_string(),
             "log=LEVEL" => "log=debug".to_string(),
+            "iommu=on|off" => "iommu=off".to_string(),
+            "iommu.invalidation=register|queued" => "iommu.invalidation=queued".to_string(),
             other => other.to_string(),
         };
         assert!(example.starts_with(key));
@@ -249,4 +251,25 @@ proptest::proptest! {
             .unwrap_or(Level::Info);
         proptest::prop_assert_eq!(parsed.log_level, last_level);
     }
+}
+
+#[test]
+fn iommu_options() {
+    let line = parse("iommu=off iommu.invalidation=register");
+    assert!(line.iommu_off);
+    assert_eq!(line.invalidation, Some(InvalidationChoice::Register));
+    assert!(line.problems.is_empty());
+    let line = parse("iommu=on iommu.invalidation=queued");
+    assert!(!line.iommu_off);
+    assert_eq!(line.invalidation, Some(InvalidationChoice::Queued));
+    let line = parse("iommu=maybe iommu.invalidation= iommu.invalidate=queued");
+    assert_eq!(line.problems.len(), 3, "{:?}", line.problems);
+    assert_eq!(
+        line.problems[0].to_string(),
+        "malformed option `iommu=maybe`: iommu takes on or off"
+    );
+    assert_eq!(
+        line.problems[2].to_string(),
+        "unknown option `iommu.invalidate=queued`"
+    );
 }

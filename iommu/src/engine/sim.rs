@@ -1,0 +1,257 @@
+//! A simulated remapping unit for host tests of the register sequencing: register widths
+//! checked like QEMU's (an 8-byte access to a 32-bit register panics), commands completing at
+//! once unless told to hang, register invalidations ignored while the queue is on (as QEMU
+//! does), and queued descriptors processed on each IQT write with status writes into memory.
+
+use super::registers::*;
+use super::{Clock, Offset32, Offset64, Registers};
+use crate::entries::PhysAddr;
+use crate::paging::{OutOfMemory, TableMemory};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Frames shared between the engine (as `TableMemory`) and the simulated hardware.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SharedMemory(
+    pub(super) Rc<RefCell<HashMap<u64, [u64; 512]>>>,
+    Rc<Cell<u64>>,
+);
+
+impl TableMemory for SharedMemory {
+    fn alloc_table(&mut self) -> Result<PhysAddr, OutOfMemory> {
+        let next = self.1.get().max(0x10_0000);
+        self.1.set(next + 0x1000);
+        self.0.borrow_mut().insert(next, [0; 512]);
+        Ok(PhysAddr::new(next).expect("aligned"))
+    }
+    fn free_table(&mut self, table: PhysAddr) {
+        self.0
+            .borrow_mut()
+            .remove(&table.as_u64())
+            .expect("double free");
+    }
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        self.0.borrow()[&table.as_u64()][index]
+    }
+    fn write(&mut self, table: PhysAddr, index: usize, value: u64) {
+        self.0
+            .borrow_mut()
+            .get_mut(&table.as_u64())
+            .expect("live frame")[index] = value;
+    }
+}
+
+/// What the simulated hardware saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Event {
+    Gcmd(u32),
+    RegisterContext(u64),
+    RegisterIotlb(u64),
+    Queued(u64, u64),
+    IgnoredRegisterCommand,
+}
+
+#[derive(Debug)]
+pub(super) struct SimUnit {
+    pub(super) cap: u64,
+    pub(super) ecap: u64,
+    pub(super) memory: SharedMemory,
+    pub(super) gsts: Cell<u32>,
+    pub(super) rtaddr: Cell<u64>,
+    pub(super) ccmd: Cell<u64>,
+    pub(super) iotlb: Cell<u64>,
+    pub(super) iva: Cell<u64>,
+    pub(super) iqa: Cell<u64>,
+    pub(super) iqh: Cell<u64>,
+    pub(super) iqt: Cell<u64>,
+    pub(super) fsts: Cell<u32>,
+    pub(super) fectl: Cell<u32>,
+    pub(super) frcd: Cell<(u64, u64)>,
+    /// Commands never complete (a dead unit).
+    pub(super) hang: Cell<bool>,
+    pub(super) events: RefCell<Vec<Event>>,
+}
+
+/// QEMU 7.2 defaults (aw-bits=39) from the facts file.
+pub(super) const QEMU_CAP: u64 = 0x00d2_008c_2226_0206;
+pub(super) const QEMU_ECAP: u64 = 0x0000_0000_00f0_0f4a;
+
+impl SimUnit {
+    pub(super) fn new(cap: u64, ecap: u64, memory: SharedMemory) -> Rc<Self> {
+        Rc::new(Self {
+            cap,
+            ecap,
+            memory,
+            gsts: Cell::new(0),
+            rtaddr: Cell::new(0),
+            ccmd: Cell::new(0),
+            iotlb: Cell::new(0),
+            iva: Cell::new(0),
+            iqa: Cell::new(0),
+            iqh: Cell::new(0),
+            iqt: Cell::new(0),
+            fsts: Cell::new(0),
+            fectl: Cell::new(FECTL_IM),
+            frcd: Cell::new((0, 0)),
+            hang: Cell::new(false),
+            events: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn iro(&self) -> u16 {
+        ExtendedCapability(self.ecap).iro()
+    }
+
+    fn fro(&self) -> u16 {
+        Capability(self.cap).fro()
+    }
+
+    fn process_queue(&self) {
+        let queue = self.iqa.get() & !0xfff;
+        let mut head = self.iqh.get() >> 4;
+        let tail = self.iqt.get() >> 4;
+        while head != tail {
+            let lo = self.memory.0.borrow()[&queue][head as usize * 2];
+            let hi = self.memory.0.borrow()[&queue][head as usize * 2 + 1];
+            let kind = lo & 0xf;
+            if !(1..=5).contains(&kind) || (kind == 5 && lo & 0x30 == 0x30) {
+                self.fsts.set(self.fsts.get() | FaultStatus::IQE.bits());
+                break;
+            }
+            self.events.borrow_mut().push(Event::Queued(lo, hi));
+            if kind == 5 && lo & 0x20 != 0 {
+                let address = hi & !0x3;
+                let frame = address & !0xfff;
+                let word = ((address & 0xfff) / 8) as usize;
+                let mut memory = self.memory.0.borrow_mut();
+                let entry = &mut memory.get_mut(&frame).expect("status frame")[word];
+                *entry = (*entry & !0xffff_ffff) | (lo >> 32);
+            }
+            head = (head + 1) % 256;
+        }
+        self.iqh.set(head << 4);
+    }
+}
+
+impl Registers for Rc<SimUnit> {
+    fn read32(&self, offset: Offset32) -> u32 {
+        match offset.get() {
+            0x00 => 0x10,
+            0x1c => self.gsts.get(),
+            0x34 => {
+                self.fsts.get()
+                    | if self.frcd.get().1 >> 63 == 1 {
+                        FaultStatus::PPF.bits()
+                    } else {
+                        0
+                    }
+            }
+            0x38 => self.fectl.get(),
+            o if o == self.fro() * 16 + 12 => (self.frcd.get().1 >> 32) as u32,
+            o => panic!("32-bit read of {o:#x}"),
+        }
+    }
+
+    fn write32(&self, offset: Offset32, value: u32) {
+        match offset.get() {
+            0x18 => {
+                self.events.borrow_mut().push(Event::Gcmd(value));
+                if self.hang.get() {
+                    return;
+                }
+                let command = Global::from_bits_retain(value);
+                let mut status = Global::from_bits_retain(self.gsts.get()) - Global::SRTP;
+                status.set(Global::TE, command.contains(Global::TE));
+                status.set(Global::QIE, command.contains(Global::QIE));
+                if command.contains(Global::SRTP) {
+                    status |= Global::SRTP;
+                }
+                if command.contains(Global::QIE)
+                    && !Global::from_bits_retain(self.gsts.get()).contains(Global::QIE)
+                {
+                    self.iqh.set(0);
+                }
+                self.gsts.set(status.bits());
+            }
+            0x34 => self.fsts.set(self.fsts.get() & !(value & 0x71)),
+            0x38 => self.fectl.set(value & FECTL_IM),
+            0x3c | 0x40 | 0x44 => {}
+            o if o == self.fro() * 16 + 12 => {
+                if value & (1 << 31) != 0 {
+                    self.frcd.set((0, 0));
+                }
+            }
+            o => panic!("32-bit write of {o:#x}"),
+        }
+    }
+
+    fn read64(&self, offset: Offset64) -> u64 {
+        match offset.get() {
+            0x08 => self.cap,
+            0x10 => self.ecap,
+            0x20 => self.rtaddr.get(),
+            0x28 => self.ccmd.get(),
+            0x80 => self.iqh.get(),
+            0x88 => self.iqt.get(),
+            0x90 => self.iqa.get(),
+            o if o == self.iro() * 16 + 8 => self.iotlb.get(),
+            o if o == self.fro() * 16 => self.frcd.get().0,
+            o if o == self.fro() * 16 + 8 => self.frcd.get().1,
+            o => panic!("64-bit read of {o:#x}"),
+        }
+    }
+
+    fn write64(&self, offset: Offset64, value: u64) {
+        let queued = Global::from_bits_retain(self.gsts.get()).contains(Global::QIE);
+        match offset.get() {
+            0x20 => self.rtaddr.set(value),
+            0x28 => {
+                if queued {
+                    self.events.borrow_mut().push(Event::IgnoredRegisterCommand);
+                    self.ccmd.set(value);
+                } else if self.hang.get() {
+                    self.ccmd.set(value);
+                } else {
+                    self.events.borrow_mut().push(Event::RegisterContext(value));
+                    // ICC clears; CAIG (60:59) reports the requested granularity (62:61).
+                    self.ccmd
+                        .set((value & !(1 << 63)) | ((value >> 61) & 3) << 59);
+                }
+            }
+            0x88 => {
+                self.iqt.set(value);
+                if queued && !self.hang.get() {
+                    self.process_queue();
+                }
+            }
+            0x90 => self.iqa.set(value),
+            o if o == self.iro() * 16 => self.iva.set(value),
+            o if o == self.iro() * 16 + 8 => {
+                if queued {
+                    self.events.borrow_mut().push(Event::IgnoredRegisterCommand);
+                    self.iotlb.set(value);
+                } else if self.hang.get() {
+                    self.iotlb.set(value);
+                } else {
+                    self.events.borrow_mut().push(Event::RegisterIotlb(value));
+                    // IVT clears; IAIG (58:57) reports the requested granularity (61:60).
+                    self.iotlb
+                        .set((value & !(1 << 63)) | ((value >> 60) & 3) << 57);
+                }
+            }
+            o => panic!("64-bit write of {o:#x}"),
+        }
+    }
+}
+
+/// A clock that advances 10 us per reading, so budgets run out in bounded steps.
+#[derive(Default)]
+pub(super) struct StepClock(Cell<u64>);
+
+impl Clock for StepClock {
+    fn now_us(&self) -> u64 {
+        self.0.set(self.0.get() + 10);
+        self.0.get()
+    }
+}

@@ -1,0 +1,139 @@
+//! DMA buffers and device register windows: the safe surface drivers use. A buffer is
+//! physically contiguous, zeroed RAM accessed with volatile reads and writes (a device may
+//! change it at any time); a register window is one BAR of one device, bounds-checked.
+
+use crate::arch::io::{self, Mmio};
+use crate::physmem::{self, PhysmemError};
+
+/// Physically contiguous memory for device DMA.
+///
+/// Its frames are never returned to the allocator: a device may still hold its address (or an
+/// IOVA translating to it) in a register, so reusing the memory could let stale DMA corrupt a
+/// new owner. The passthrough API will release buffers once their mappings are gone.
+#[derive(Debug)]
+pub struct DmaBuffer {
+    phys: u64,
+    len: u64,
+}
+
+/// An access outside a buffer or window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// The offset asked for.
+    pub offset: u64,
+    /// The length asked for.
+    pub len: u64,
+}
+
+impl DmaBuffer {
+    /// `len` bytes (rounded up to 4 KiB), aligned to `align` bytes (a power of two >= 4 KiB).
+    pub fn new(len: u64, align: u64) -> Result<Self, PhysmemError> {
+        let frames = len.div_ceil(4096).max(1) as usize;
+        let align_frames = (align / 4096).max(1) as usize;
+        let phys = physmem::allocate_contiguous(frames, align_frames)?;
+        Ok(Self {
+            phys,
+            len: frames as u64 * 4096,
+        })
+    }
+
+    /// Physical address of the first byte.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the buffer is empty (never: at least one frame).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, offset: u64, len: usize) -> Result<u64, OutOfBounds> {
+        match offset.checked_add(len as u64) {
+            Some(end) if end <= self.len => Ok(self.phys + offset),
+            _ => Err(OutOfBounds {
+                offset,
+                len: len as u64,
+            }),
+        }
+    }
+
+    /// Copies bytes out of the buffer.
+    pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        let at = self.check(offset, out.len())?;
+        // SAFETY: the range is inside frames this buffer owns, which are mapped RAM.
+        unsafe { io::read_physical(at, out) };
+        Ok(())
+    }
+
+    /// Copies bytes into the buffer.
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), OutOfBounds> {
+        let at = self.check(offset, data.len())?;
+        for (i, byte) in data.iter().enumerate() {
+            // SAFETY: as for read; volatile because a device may read the buffer concurrently.
+            unsafe { core::ptr::write_volatile((at + i as u64) as *mut u8, *byte) };
+        }
+        Ok(())
+    }
+
+    /// Sets every byte to `value`.
+    pub fn fill(&self, value: u8) {
+        for offset in (0..self.len).step_by(4096) {
+            let _ = self.write(offset, &[value; 4096]);
+        }
+    }
+}
+
+/// One device BAR, mapped uncached, with bounds-checked register access.
+#[derive(Debug)]
+pub struct RegisterWindow {
+    base: u64,
+    len: u64,
+}
+
+impl RegisterWindow {
+    /// Maps `[base, base+len)` (a memory BAR the caller took from the device's config space).
+    pub fn map(base: u64, len: u64) -> Result<Self, crate::arch::paging::PagingError> {
+        crate::arch::paging::map_mmio(base, len)?;
+        Ok(Self { base, len })
+    }
+
+    fn at(&self, offset: u64, width: u64) -> Result<usize, OutOfBounds> {
+        if !offset.is_multiple_of(width)
+            || offset.checked_add(width).is_none_or(|end| end > self.len)
+        {
+            return Err(OutOfBounds { offset, len: width });
+        }
+        Ok((self.base + offset) as usize)
+    }
+
+    /// Reads a 32-bit register.
+    pub fn read32(&self, offset: u64) -> Result<u32, OutOfBounds> {
+        // SAFETY: inside the mapped, uncached BAR; aligned (checked).
+        Ok(unsafe { Mmio::<u32>::new(self.at(offset, 4)?) }.read())
+    }
+
+    /// Writes a 32-bit register.
+    pub fn write32(&self, offset: u64, value: u32) -> Result<(), OutOfBounds> {
+        // SAFETY: as for read32.
+        unsafe { Mmio::<u32>::new(self.at(offset, 4)?) }.write(value);
+        Ok(())
+    }
+
+    /// Reads a 64-bit register with one 8-byte access.
+    pub fn read64(&self, offset: u64) -> Result<u64, OutOfBounds> {
+        // SAFETY: as for read32, 8-byte aligned.
+        Ok(unsafe { Mmio::<u64>::new(self.at(offset, 8)?) }.read())
+    }
+
+    /// Writes a 64-bit register with one 8-byte access.
+    pub fn write64(&self, offset: u64, value: u64) -> Result<(), OutOfBounds> {
+        // SAFETY: as for read64.
+        unsafe { Mmio::<u64>::new(self.at(offset, 8)?) }.write(value);
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! PCI configuration access for the running machine: ECAM (memory-mapped, 4 KiB per function)
+//! from the MCFG, with legacy port I/O (0xcf8/0xcfc, first 256 bytes only) as the fallback
+//! when the firmware describes no ECAM.
+
+use crate::acpi::platform::EcamRegion;
+use crate::arch::io::{self, Mmio};
+use crate::arch::paging::{self, PagingError};
+use alloc::vec::Vec;
+use pci_types::{ConfigRegionAccess, PciAddress};
+
+/// How configuration space is reached.
+#[derive(Debug)]
+pub enum ConfigSpace {
+    /// Memory-mapped, from the MCFG; extended config space (offsets 0x100..0x1000) reachable.
+    Ecam(Vec<EcamRegion>),
+    /// Ports 0xcf8/0xcfc, segment 0 only, offsets below 0x100.
+    Ports,
+}
+
+impl ConfigSpace {
+    /// Maps the ECAM windows of `regions` uncached, or falls back to ports if there are none.
+    pub fn new(regions: &[EcamRegion]) -> Result<Self, PagingError> {
+        if regions.is_empty() {
+            return Ok(Self::Ports);
+        }
+        for region in regions {
+            let start = region.base + (u64::from(region.bus_start) << 20);
+            let buses = u64::from(region.bus_end) - u64::from(region.bus_start) + 1;
+            paging::map_mmio(start, buses << 20)?;
+        }
+        Ok(Self::Ecam(regions.to_vec()))
+    }
+
+    /// Whether offsets 0x100..0x1000 are reachable.
+    pub fn extended(&self) -> bool {
+        matches!(self, Self::Ecam(_))
+    }
+
+    /// The (segment, first bus, last bus) ranges to enumerate.
+    pub fn bus_ranges(&self) -> Vec<(u16, u8, u8)> {
+        match self {
+            Self::Ecam(regions) => regions
+                .iter()
+                .map(|r| (r.segment, r.bus_start, r.bus_end))
+                .collect(),
+            Self::Ports => alloc::vec![(0, 0, 255)],
+        }
+    }
+
+    fn ecam_address(regions: &[EcamRegion], address: PciAddress, offset: u16) -> Option<usize> {
+        if offset >= 4096 || !offset.is_multiple_of(4) {
+            return None;
+        }
+        let region = regions.iter().find(|r| {
+            r.segment == address.segment() && (r.bus_start..=r.bus_end).contains(&address.bus())
+        })?;
+        let function = (u64::from(address.bus()) << 20)
+            | (u64::from(address.device()) << 15)
+            | (u64::from(address.function()) << 12);
+        Some((region.base + function + u64::from(offset)) as usize)
+    }
+
+    fn port_address(address: PciAddress, offset: u16) -> Option<u32> {
+        if address.segment() != 0 || offset >= 256 || !offset.is_multiple_of(4) {
+            return None;
+        }
+        Some(
+            0x8000_0000
+                | (u32::from(address.bus()) << 16)
+                | (u32::from(address.device()) << 11)
+                | (u32::from(address.function()) << 8)
+                | u32::from(offset),
+        )
+    }
+}
+
+impl ConfigRegionAccess for ConfigSpace {
+    /// Reads a config dword; an address no window decodes reads as all ones, like a master
+    /// abort.
+    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+        match self {
+            Self::Ecam(regions) => match Self::ecam_address(regions, address, offset) {
+                // SAFETY: the address lies in an ECAM window `new` mapped uncached, and config
+                // dwords are 4-byte registers.
+                Some(at) => unsafe { Mmio::<u32>::new(at) }.read(),
+                None => u32::MAX,
+            },
+            Self::Ports => match Self::port_address(address, offset) {
+                Some(selector) => {
+                    io::outl(0xcf8, selector);
+                    io::inl(0xcfc)
+                }
+                None => u32::MAX,
+            },
+        }
+    }
+
+    /// Writes a config dword; writes no window decodes are dropped.
+    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+        match self {
+            Self::Ecam(regions) => {
+                if let Some(at) = Self::ecam_address(regions, address, offset) {
+                    // SAFETY: as for `read`.
+                    unsafe { Mmio::<u32>::new(at) }.write(value);
+                }
+            }
+            Self::Ports => {
+                if let Some(selector) = Self::port_address(address, offset) {
+                    io::outl(0xcf8, selector);
+                    io::outl(0xcfc, value);
+                }
+            }
+        }
+    }
+}
+
+impl crate::pci::ConfigAccess for ConfigSpace {
+    fn read32(&self, bdf: moat_iommu::Bdf, offset: u16) -> u32 {
+        // SAFETY: `read` range-checks segment, bus and offset against the mapped windows (or the
+        // port I/O limits) and reads all ones otherwise, so every argument is valid.
+        unsafe { ConfigRegionAccess::read(self, crate::pci::pci_address(bdf), offset) }
+    }
+
+    fn write32(&self, bdf: moat_iommu::Bdf, offset: u16, value: u32) {
+        // SAFETY: as for `read32`; writes no window decodes are dropped.
+        unsafe { ConfigRegionAccess::write(self, crate::pci::pci_address(bdf), offset, value) }
+    }
+}
+
+static CONFIG: spin::Once<ConfigSpace> = spin::Once::new();
+
+/// Keeps the machine's config space for the rest of the run and returns it.
+pub fn publish(config: ConfigSpace) -> &'static ConfigSpace {
+    CONFIG.call_once(|| config)
+}
+
+/// The config space published at boot.
+pub fn config() -> Option<&'static ConfigSpace> {
+    CONFIG.get()
+}

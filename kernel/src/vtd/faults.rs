@@ -1,0 +1,111 @@
+//! DMA fault reporting: the fault-event interrupt drains every unit's recording registers and
+//! logs one line per fault; per-source counters are kept without allocating (the handler runs
+//! in interrupt context).
+
+use super::hw::MmioRegisters;
+use crate::arch::interrupts::{self, Frame};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use moat_iommu::engine::fault::{Access, FaultRecord};
+use moat_iommu::engine::{FaultReporter, fault_reason_name};
+
+/// The vector the units' fault events are delivered on.
+pub const FAULT_VECTOR: u8 = 40;
+
+const SLOTS: usize = 64;
+/// (segment << 16 | requester ID) + 1 per slot; 0 = free.
+static SOURCES: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
+static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+static UNCOUNTED: AtomicU64 = AtomicU64::new(0);
+static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
+
+static REPORTERS: spin::Once<alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>> =
+    spin::Once::new();
+
+/// Installs the reporters (one per enabled unit, with its segment) and the interrupt handler.
+pub(super) fn install(
+    reporters: alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>,
+) -> Result<(), interrupts::RegisterError> {
+    REPORTERS.call_once(|| reporters);
+    interrupts::register(FAULT_VECTOR, on_fault_event)
+}
+
+fn count(segment: u16, source: u16) {
+    let key = ((u32::from(segment) << 16) | u32::from(source)) + 1;
+    for (slot, counter) in SOURCES.iter().zip(&COUNTS) {
+        match slot.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(existing) if existing == key => {
+                counter.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(_) => {}
+        }
+    }
+    UNCOUNTED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Faults recorded so far for `source` (a requester ID) in `segment`.
+pub fn fault_count(segment: u16, source: u16) -> u64 {
+    let key = ((u32::from(segment) << 16) | u32::from(source)) + 1;
+    SOURCES
+        .iter()
+        .zip(&COUNTS)
+        .find(|(slot, _)| slot.load(Ordering::Acquire) == key)
+        .map_or(0, |(_, counter)| counter.load(Ordering::Relaxed))
+}
+
+/// Faults lost because every recording register was full (FSTS.PFO seen).
+pub fn overflows() -> u64 {
+    OVERFLOWS.load(Ordering::Relaxed)
+}
+
+/// Logs one fault in the documented format.
+fn log(segment: u16, record: &FaultRecord) {
+    crate::error!(
+        "dmar",
+        "dmar fault: source={} addr={:#x} access={} reason={:#04x} ({})",
+        record.source_bdf(segment),
+        record.address,
+        match record.access {
+            Access::Read => "read",
+            Access::Write => "write",
+        },
+        record.reason,
+        fault_reason_name(record.reason)
+    );
+}
+
+/// Drains every unit now (the interrupt does this; scenarios call it to be sure nothing is
+/// pending). Returns the number of records found.
+pub fn drain_all() -> usize {
+    let Some(reporters) = REPORTERS.get() else {
+        return 0;
+    };
+    let mut found = 0;
+    for (segment, reporter) in reporters {
+        let summary = reporter.drain(|record| {
+            count(*segment, record.source);
+            log(*segment, &record);
+        });
+        found += summary.records;
+        if summary.overflowed {
+            OVERFLOWS.fetch_add(1, Ordering::Relaxed);
+            crate::error!(
+                "dmar",
+                "dmar fault: overflow: faults were lost while the records were full"
+            );
+        }
+        if summary.queue_error {
+            crate::error!("dmar", "dmar fault: invalidation queue error (FSTS.IQE)");
+        }
+    }
+    found
+}
+
+fn on_fault_event(_frame: &Frame) {
+    drain_all();
+    crate::arch::apic::end_of_interrupt();
+}
