@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod dma_tests;
 mod entry;
 mod multiboot2;
 mod pvh;
@@ -172,7 +173,20 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
 
     if let Some(name) = options.test.as_deref() {
         info!("test", "running scenario `{name}`");
-        match scenarios::run(name) {
+        let result = dma_tests::run(name)
+            .or_else(|| scenarios::run(name))
+            .unwrap_or_else(|| {
+                let known: alloc::vec::Vec<&str> = scenarios::SCENARIOS
+                    .iter()
+                    .chain(dma_tests::SCENARIOS)
+                    .map(|(n, _)| *n)
+                    .collect();
+                Err(alloc::format!(
+                    "unknown test scenario `{name}`; known: {}",
+                    known.join(", ")
+                ))
+            });
+        match result {
             Ok(()) => {
                 info!("test", "scenario `{name}` passed");
                 exit(ExitCode::Success)

@@ -41,6 +41,8 @@ pub(crate) struct Machine {
     pub(crate) devices: Vec<String>,
     /// Leave out `-device intel-iommu`.
     pub(crate) no_iommu: bool,
+    /// Extra `intel-iommu` properties, e.g. `aw-bits=48,caching-mode=on`.
+    pub(crate) iommu_options: String,
 }
 
 impl Machine {
@@ -85,7 +87,29 @@ impl Machine {
         ];
         Self {
             devices: devices.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The DMA test machine: an edu on the root bus, and two edu behind a PCIe-to-PCI bridge
+    /// (behind a root port), whose DMA carries the bridge's alias requester ID.
+    pub(crate) fn dma(iommu_options: &str) -> Self {
+        let devices = [
+            "-device",
+            "edu,addr=0x4",
+            "-device",
+            "pcie-root-port,id=rp1,chassis=1,slot=1",
+            "-device",
+            "pcie-pci-bridge,id=br1,bus=rp1",
+            "-device",
+            "edu,bus=br1,addr=1",
+            "-device",
+            "edu,bus=br1,addr=2",
+        ];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
             no_iommu: false,
+            iommu_options: iommu_options.into(),
         }
     }
 }
@@ -110,7 +134,11 @@ pub(crate) fn command(machine: &Machine, boot: &Boot, firmware: Firmware) -> Com
         "isa-debug-exit,iobase=0xf4,iosize=0x04",
     ]);
     if !machine.no_iommu {
-        command.args(["-device", "intel-iommu"]);
+        let device = match machine.iommu_options.as_str() {
+            "" => "intel-iommu".to_string(),
+            options => format!("intel-iommu,{options}"),
+        };
+        command.arg("-device").arg(device);
     }
     if firmware == Firmware::Uefi {
         command.args(["-bios", OVMF]);
@@ -159,4 +187,35 @@ pub(crate) fn create_disks(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Writes a DMAR whose only remapping structure has length 0 (a record a walker must not
+/// loop on) with a correct checksum, for `-acpitable`; returns its path.
+pub(crate) fn write_bad_dmar(dir: &Path) -> Result<PathBuf, String> {
+    let mut table = Vec::new();
+    table.extend_from_slice(b"DMAR");
+    table.extend_from_slice(&0u32.to_le_bytes()); // length, set below
+    table.push(1); // revision
+    table.push(0); // checksum, set below
+    table.extend_from_slice(b"MOAT  ");
+    table.extend_from_slice(b"BADDMAR ");
+    table.extend_from_slice(&1u32.to_le_bytes());
+    table.extend_from_slice(b"MOAT");
+    table.extend_from_slice(&1u32.to_le_bytes());
+    table.push(38); // host address width - 1
+    table.push(0); // flags
+    table.extend_from_slice(&[0; 10]);
+    // DRHD header: type 0, length 0 (invalid), then what a real DRHD would carry.
+    table.extend_from_slice(&0u16.to_le_bytes());
+    table.extend_from_slice(&0u16.to_le_bytes());
+    table.extend_from_slice(&[0; 4]);
+    table.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
+    let length = table.len() as u32;
+    table[4..8].copy_from_slice(&length.to_le_bytes());
+    let sum = table.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    table[9] = 0u8.wrapping_sub(sum);
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let path = dir.join("bad-dmar-zero-length.bin");
+    std::fs::write(&path, table).map_err(|e| e.to_string())?;
+    Ok(path)
 }

@@ -120,6 +120,70 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             Expect::failure(OutcomeKind::Reset, ["running scenario `triple-fault`"]),
         ),
     ];
+    for (aw, invalidation) in [
+        (39, "register"),
+        (39, "queued"),
+        (48, "register"),
+        (48, "queued"),
+    ] {
+        list.push(dma(
+            &format!("aw-bits={aw}"),
+            &format!("test=dma-all iommu.invalidation={invalidation}"),
+            &format!("dma-aw{aw}-{invalidation}"),
+            image,
+            aw,
+            invalidation,
+        ));
+    }
+    list.push(dma(
+        "aw-bits=39,caching-mode=on",
+        "test=dma-all",
+        "dma-aw39-caching-mode",
+        image,
+        39,
+        "queued",
+    ));
+    let bad_dmar = qemu::write_bad_dmar(&disks.join("acpi")).unwrap_or_default();
+    let mut corrupted = Machine {
+        no_iommu: true,
+        ..Machine::minimal()
+    };
+    corrupted.devices.extend([
+        "-acpitable".to_string(),
+        format!("file={}", bad_dmar.display()),
+    ]);
+    list.push(kernel(
+        "bad-dmar-remapping-off",
+        &corrupted,
+        image,
+        "poweroff",
+        Expect::success(["DMA remapping off: DMAR table rejected: at 0x30: structure type 0 has length 0; DMA isolation unavailable"]),
+    ));
+    list.push(kernel(
+        "no-iommu-remapping-off",
+        &Machine {
+            no_iommu: true,
+            ..Machine::minimal()
+        },
+        image,
+        "test=dma-translate",
+        Expect::failure(
+            OutcomeKind::KernelFailure,
+            [
+                "DMA remapping off: no valid DMAR table",
+                "DMA remapping is off",
+            ],
+        ),
+    ));
+    list.push(kernel(
+        "iommu-off-option",
+        &Machine::dma(""),
+        image,
+        "iommu=off poweroff",
+        Expect::success([
+            "DMA remapping off: iommu=off on the command line; DMA isolation unavailable",
+        ]),
+    ));
     let mut hang = kernel(
         "hang-is-timeout",
         &minimal,
@@ -153,4 +217,36 @@ pub(crate) fn image_scenarios(iso: &Path) -> Vec<Scenario> {
         }
     }
     list
+}
+
+/// One run of every DMA scenario on the DMA machine with `iommu_options`.
+fn dma(
+    iommu_options: &str,
+    cmdline: &str,
+    name: &str,
+    image: &Path,
+    aw: u32,
+    invalidation: &str,
+) -> Scenario {
+    let levels = if aw == 48 { 4 } else { 3 };
+    kernel(
+        name,
+        &Machine::dma(iommu_options),
+        image,
+        cmdline,
+        Expect::success([
+            format!("address width {aw} bits (MGAW), {levels}-level tables"),
+            format!("invalidation: {invalidation}"),
+            "translation: enabled".to_string(),
+            "dma-translate: ok".to_string(),
+            "dma-blocked: ok".to_string(),
+            "dmar fault: source=0000:00:04.0 addr=0xbad0000 access=read reason=0x06 (read not permitted)".to_string(),
+            "dma-readonly: ok".to_string(),
+            "dma-unmap: ok".to_string(),
+            "dma-superpage: ok".to_string(),
+            "dma-alias: ok".to_string(),
+            "access=write reason=0x05 (write not permitted)".to_string(),
+            "scenario `dma-all` passed".to_string(),
+        ]),
+    )
 }

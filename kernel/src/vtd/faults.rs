@@ -18,6 +18,33 @@ static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static UNCOUNTED: AtomicU64 = AtomicU64::new(0);
 static OVERFLOWS: AtomicU64 = AtomicU64::new(0);
 
+static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+const RECENT_SLOTS: usize = 16;
+/// The most recent records (segment, record), oldest overwritten; for tests and the console.
+static RECENT: spin::Mutex<([Option<(u16, FaultRecord)>; RECENT_SLOTS], usize)> =
+    spin::Mutex::new(([None; RECENT_SLOTS], 0));
+
+/// Takes (and forgets) the recent fault records, oldest first.
+pub fn take_recent() -> alloc::vec::Vec<(u16, FaultRecord)> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut recent = RECENT.lock();
+        let (slots, next) = &mut *recent;
+        let mut out = alloc::vec::Vec::new();
+        for i in 0..RECENT_SLOTS {
+            if let Some(entry) = slots[(*next + i) % RECENT_SLOTS].take() {
+                out.push(entry);
+            }
+        }
+        out
+    })
+}
+
+/// Fault-event interrupts taken since boot.
+pub fn interrupts_taken() -> u64 {
+    INTERRUPTS.load(Ordering::Relaxed)
+}
+
 static REPORTERS: spin::Once<alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>> =
     spin::Once::new();
 
@@ -89,6 +116,12 @@ pub fn drain_all() -> usize {
         let summary = reporter.drain(|record| {
             count(*segment, record.source);
             log(*segment, &record);
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                let mut recent = RECENT.lock();
+                let (slots, next) = &mut *recent;
+                slots[*next] = Some((*segment, record));
+                *next = (*next + 1) % RECENT_SLOTS;
+            });
         });
         found += summary.records;
         if summary.overflowed {
@@ -106,6 +139,7 @@ pub fn drain_all() -> usize {
 }
 
 fn on_fault_event(_frame: &Frame) {
+    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
     drain_all();
     crate::arch::apic::end_of_interrupt();
 }
