@@ -51,9 +51,12 @@ const IOVA_C: u64 = 0x0720_0000;
 const IOVA_UNMAPPED: u64 = 0x0bad_0000;
 const IOVA_SUPER: u64 = 0x0a00_0000;
 
+/// One DMA test: a description of what it saw, or why it failed.
+type DmaTest = fn() -> Result<String, String>;
+
 /// Runs `name`, or `None` if it is not a DMA scenario.
 pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
-    let tests: &[(&str, fn() -> Result<String, String>)] = &[
+    let tests: &[(&str, DmaTest)] = &[
         ("dma-translate", translate),
         ("dma-blocked", blocked),
         ("dma-readonly", readonly),

@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod arch;
+pub mod bench;
 pub mod boot_info;
 pub mod cmdline;
 pub mod console;

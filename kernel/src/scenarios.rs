@@ -54,6 +54,7 @@ pub fn run(name: &str) -> Option<Result<(), String>> {
             x86_64::instructions::hlt();
         },
         "timer" => timer(),
+        "bench-vtd" => crate::bench::run(),
         "acpi-dump" => {
             crate::acpi::dump::dump();
             Ok(())

@@ -2,9 +2,11 @@
 //! test suite. It owns every QEMU command line (`qemu.rs`) and provisions what a fresh machine
 //! lacks (`provision.rs`).
 
+mod bench;
 mod elf;
 mod image;
 mod oracle;
+mod oracle_check;
 mod provision;
 mod qemu;
 mod scenarios;
@@ -23,9 +25,14 @@ commands:
                              boot the showcase machine (serial on this terminal);
                              --image boots the ISO instead of -kernel, --uefi under OVMF
   image [--cmdline TEXT]     build the BIOS+UEFI appliance ISO; prints its path last
-  test                       lint, host unit tests, then the QEMU integration tests
+  test                       lint, host unit tests, the QEMU integration tests, then the
+                             Linux-oracle checks
   lint                       cargo fmt --check and clippy for every crate on its own target
   scenarios [FILTER]         only the QEMU scenarios (names containing FILTER), for iterating
+  oracle                     only the Linux-oracle checks: Moat and Linux (cached in
+                             .cache/linux) must see the same PCI functions per topology
+  bench                      boot test=bench-vtd (register and queued invalidation); prints a
+                             table and writes target/bench/vtd.json
   capture-acpi DIR           boot with test=acpi-dump and write every ACPI table to DIR/SIG.bin
 ";
 
@@ -38,6 +45,8 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("lint") => lint(),
         Some("scenarios") => run_scenarios(args.get(1).map(String::as_str)),
+        Some("oracle") => oracle(),
+        Some("bench") => bench_command(),
         Some("capture-acpi") => capture_acpi(&args[1..]),
         _ => {
             eprint!("{USAGE}");
@@ -238,19 +247,27 @@ fn lint() -> Result<(), String> {
 fn test() -> Result<(), String> {
     let started = Instant::now();
     provision::ensure_target()?;
-    eprintln!("xtask: [1/3] lint");
+    eprintln!("xtask: [1/4] lint");
     lint()?;
-    eprintln!("xtask: [2/3] host unit tests");
+    eprintln!("xtask: [2/4] host unit tests");
     let mut host = cargo();
     host.args(["test", "--workspace", "--exclude", "moat-boot"]);
     run_checked(host, "host unit tests")?;
-    eprintln!("xtask: [3/3] kernel image, appliance ISO and QEMU scenarios (2 at a time)");
+    eprintln!("xtask: [3/4] kernel image, appliance ISO and QEMU scenarios (2 at a time)");
     run_scenarios(None)?;
+    eprintln!("xtask: [4/4] Linux agrees on the PCI topology (Moat and Linux side by side)");
+    oracle_check::run_oracle_checks(&build_kernel()?)?;
     eprintln!(
         "xtask: whole suite passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Builds the kernel and checks that Linux sees the same PCI functions as Moat.
+fn oracle() -> Result<(), String> {
+    let kernel = build_kernel()?;
+    oracle_check::run_oracle_checks(&kernel)
 }
 
 /// Builds the kernel and the ISO and runs the QEMU scenarios whose names contain `filter`.
@@ -307,8 +324,8 @@ fn capture_acpi(args: &[String]) -> Result<(), String> {
     for line in result.serial.lines() {
         if let Some(rest) = line.trim_end().strip_prefix("acpi-dump: ") {
             let words: Vec<&str> = rest.split_whitespace().collect();
-            if let [signature, _address, _length] = words[..] {
-                tables.push((signature.to_string(), Vec::new()));
+            if let [signature, address, _length] = words[..] {
+                tables.push((format!("{signature} {address}"), Vec::new()));
             }
         } else if let Some(rest) = line.trim_end().strip_prefix("acpi-dump-data: ") {
             let hex = rest.split_whitespace().nth(1).unwrap_or("");
@@ -323,10 +340,22 @@ fn capture_acpi(args: &[String]) -> Result<(), String> {
                 .extend(bytes);
         }
     }
-    for (signature, bytes) in &tables {
+    let mut index = String::new();
+    for (label, bytes) in &tables {
+        let (signature, address) = label.split_once(' ').unwrap_or((label, "0x0"));
+        index.push_str(&format!("{signature} {address} {}\n", bytes.len()));
         let path = dir.join(format!("{signature}.bin"));
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
         println!("{} ({} bytes)", path.display(), bytes.len());
     }
+    std::fs::write(dir.join("index.txt"), index).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn bench_command() -> Result<(), String> {
+    provision::ensure_packages(provision::QEMU)?;
+    let kernel = build_kernel()?;
+    let path = bench::run(&kernel, &root().join("target/bench"))?;
+    println!("{}", path.display());
     Ok(())
 }

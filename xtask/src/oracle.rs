@@ -12,11 +12,6 @@
 //!   device lists.
 //! - [`topologies`] names the QEMU device sets worth comparing.
 
-#![allow(
-    dead_code,
-    reason = "the oracle API is wired into the xtask commands separately; drop this then"
-)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -91,6 +86,9 @@ pub(crate) struct LinuxReport {
     pub(crate) groups: BTreeMap<u32, Vec<String>>,
     /// Kernel log lines matching `DMAR|IOMMU|iommu`, in log order.
     pub(crate) dmesg: Vec<String>,
+    /// The guest's whole serial log, set by [`boot_linux`] (empty from [`parse_linux_report`]),
+    /// so that a failed comparison can show what Linux printed.
+    pub(crate) serial: String,
 }
 
 /// Makes sure `cache` holds a bootable Linux kernel and the oracle initramfs, downloading and
@@ -536,7 +534,7 @@ pub(crate) fn boot_linux(
 ) -> Result<LinuxReport, String> {
     let command = linux_command(guest, machine_args);
     let run = moat_tests::run(command, timeout).map_err(|e| format!("cannot run QEMU: {e}"))?;
-    parse_linux_report(&run.serial).map_err(|problem| {
+    let mut report = parse_linux_report(&run.serial).map_err(|problem| {
         format!(
             "the Linux oracle guest failed: {problem}\n\
              outcome: {:?} after {:.1} s\n\
@@ -549,7 +547,9 @@ pub(crate) fn boot_linux(
             or_empty(run.stderr.trim_end()),
             or_empty(run.serial.trim_end())
         )
-    })
+    })?;
+    report.serial = run.serial;
+    Ok(report)
 }
 
 fn or_empty(text: &str) -> &str {

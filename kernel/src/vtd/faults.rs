@@ -22,8 +22,9 @@ static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 
 const RECENT_SLOTS: usize = 16;
 /// The most recent records (segment, record), oldest overwritten; for tests and the console.
-static RECENT: spin::Mutex<([Option<(u16, FaultRecord)>; RECENT_SLOTS], usize)> =
-    spin::Mutex::new(([None; RECENT_SLOTS], 0));
+/// A ring of (segment, record) and the index of the next slot to write.
+type Ring = ([Option<(u16, FaultRecord)>; RECENT_SLOTS], usize);
+static RECENT: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
 
 /// Takes (and forgets) the recent fault records, oldest first.
 pub fn take_recent() -> alloc::vec::Vec<(u16, FaultRecord)> {

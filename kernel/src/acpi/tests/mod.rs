@@ -1,6 +1,7 @@
 //! Tests for RSDP discovery and the table listing, on QEMU-like memory images built in
 //! `image` and then damaged in the ways real firmware (or a hostile device) can.
 
+mod captured;
 mod damage;
 mod fadt;
 mod image;
