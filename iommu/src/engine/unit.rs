@@ -372,6 +372,24 @@ impl<R: Registers> RemappingUnit<R> {
         ))
     }
 
+    /// Drops what the unit may cache for `source` in `domain`: its context entry (device-
+    /// selective), then the domain's IOTLB entries, in the spec's order.
+    fn invalidate_device(
+        &mut self,
+        memory: &mut dyn TableMemory,
+        clock: &dyn Clock,
+        source: SourceId,
+        domain: DomainId,
+    ) -> Result<(), UnitError> {
+        let scope = ContextCacheScope::Device {
+            domain,
+            source,
+            function_mask: FunctionMask::Exact,
+        };
+        self.invalidate_context(memory, clock, scope)?;
+        self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))
+    }
+
     /// Points `source` at `entry` (or blocks it with `ContextEntry::NOT_PRESENT`), with the
     /// spec's order: a present entry is first cleared and invalidated (context cache for the
     /// device, then the IOTLB of its old domain), the new one is written with P last, and with
@@ -408,18 +426,7 @@ impl<R: Registers> RemappingUnit<R> {
             memory.write(table, index, 0);
             let old_domain = DomainId::new(old.domain_id(), self.domain_limit()).ok();
             match old_domain {
-                Some(domain) => {
-                    self.invalidate_context(
-                        memory,
-                        clock,
-                        ContextCacheScope::Device {
-                            domain,
-                            source,
-                            function_mask: FunctionMask::Exact,
-                        },
-                    )?;
-                    self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))?;
-                }
+                Some(domain) => self.invalidate_device(memory, clock, source, domain)?,
                 None => {
                     self.invalidate_context(memory, clock, ContextCacheScope::Global)?;
                     self.invalidate_iotlb(memory, clock, IotlbScope::Global)?;
@@ -436,16 +443,7 @@ impl<R: Registers> RemappingUnit<R> {
             // CM = 1: the unit may have cached the not-present entry.
             let domain = DomainId::new(entry.domain_id(), self.domain_limit())
                 .map_err(|_| UnitError::BadDomainCount)?;
-            self.invalidate_context(
-                memory,
-                clock,
-                ContextCacheScope::Device {
-                    domain,
-                    source,
-                    function_mask: FunctionMask::Exact,
-                },
-            )?;
-            self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))?;
+            self.invalidate_device(memory, clock, source, domain)?;
         } else {
             self.flush_write_buffer(clock)?;
         }

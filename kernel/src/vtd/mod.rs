@@ -424,39 +424,45 @@ impl Domain {
     /// Points every requester ID of `bdf` at this domain.
     pub fn attach(&self, bdf: Bdf) -> Result<(), VtdError> {
         let entry = context_for(&self.table, self.id);
-        with_state(|state| {
-            let placement = state
-                .devices
-                .get(&bdf)
-                .ok_or(VtdError::NotTranslated(bdf))?;
-            if placement.unit != self.unit {
-                return Err(VtdError::WrongUnit);
-            }
-            let unit = &mut state.units[self.unit];
-            for &source in &placement.sources {
-                unit.engine
-                    .set_context(
-                        &mut unit.tables,
-                        &KernelClock,
-                        SourceId::from_raw(source),
-                        entry,
-                    )
-                    .map_err(|e| VtdError::Hardware(format!("{e}")))?;
-            }
-            Ok(())
-        })
+        set_device_context(
+            bdf,
+            Target::Domain {
+                unit: self.unit,
+                entry,
+            },
+        )
     }
 }
 
 /// Points every requester ID of `bdf` back at the blocking domain.
 pub fn block(bdf: Bdf) -> Result<(), VtdError> {
+    set_device_context(bdf, Target::Blocking)
+}
+
+/// Where a device's context entries should point.
+enum Target {
+    /// A domain on `unit`, through `entry`.
+    Domain { unit: usize, entry: ContextEntry },
+    /// The device's unit's blocking domain.
+    Blocking,
+}
+
+/// Writes the context entry for `target` for every requester ID of `bdf`.
+fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
     with_state(|state| {
         let placement = state
             .devices
             .get(&bdf)
             .ok_or(VtdError::NotTranslated(bdf))?;
         let unit = &mut state.units[placement.unit];
-        let entry = context_for(&unit.blocking, unit.blocking_id);
+        let entry = match target {
+            Target::Domain {
+                unit: wanted,
+                entry,
+            } if wanted == placement.unit => entry,
+            Target::Domain { .. } => return Err(VtdError::WrongUnit),
+            Target::Blocking => context_for(&unit.blocking, unit.blocking_id),
+        };
         for &source in &placement.sources {
             unit.engine
                 .set_context(
