@@ -168,3 +168,116 @@ pub(crate) fn verify(
     facts.push(format!("PVH entry note -> {entry:#x}"));
     Ok(facts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(relocation_model: &str) -> TargetSettings {
+        TargetSettings {
+            code_model: "small".into(),
+            relocation_model: relocation_model.into(),
+            linker_script: "boot/linker.ld".into(),
+            link_args: vec!["-z".into(), "max-page-size=4096".into()],
+        }
+    }
+
+    /// A minimal ELF64 image: one PT_LOAD at `base` (file offset 0x1000) holding a multiboot2
+    /// header, and a PT_NOTE with the PVH note pointing into it.
+    fn image(kind: u16, base: u64, with_note: bool, align: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; 0x2000];
+        bytes[..4].copy_from_slice(b"\x7fELF");
+        bytes[4] = 2;
+        bytes[5] = 1;
+        bytes[16..18].copy_from_slice(&kind.to_le_bytes());
+        bytes[18..20].copy_from_slice(&0x3eu16.to_le_bytes());
+        bytes[32..40].copy_from_slice(&64u64.to_le_bytes());
+        bytes[54..56].copy_from_slice(&56u16.to_le_bytes());
+        bytes[56..58].copy_from_slice(&(1 + u16::from(with_note)).to_le_bytes());
+        let mut header =
+            |index: usize, kind: u32, offset: u64, vaddr: u64, size: u64, align: u64| {
+                let at = 64 + index * 56;
+                bytes[at..at + 4].copy_from_slice(&kind.to_le_bytes());
+                bytes[at + 8..at + 16].copy_from_slice(&offset.to_le_bytes());
+                bytes[at + 16..at + 24].copy_from_slice(&vaddr.to_le_bytes());
+                bytes[at + 32..at + 40].copy_from_slice(&size.to_le_bytes());
+                bytes[at + 48..at + 56].copy_from_slice(&align.to_le_bytes());
+            };
+        header(0, PT_LOAD, 0x1000, base, 0x1000, align);
+        if with_note {
+            header(1, PT_NOTE, 0x1100, base + 0x100, 24, 4);
+        }
+        let magic = 0xe852_50d6u32;
+        let length = 16u32;
+        for (i, word) in [magic, 0, length, 0u32.wrapping_sub(magic + length)]
+            .iter()
+            .enumerate()
+        {
+            bytes[0x1000 + i * 4..0x1004 + i * 4].copy_from_slice(&word.to_le_bytes());
+        }
+        let note = [
+            4u32.to_le_bytes(),
+            8u32.to_le_bytes(),
+            18u32.to_le_bytes(),
+            *b"Xen\0",
+        ]
+        .concat();
+        bytes[0x1100..0x1110].copy_from_slice(&note);
+        bytes[0x1110..0x1118].copy_from_slice(&(base + 0x18).to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_conforming_image_passes() {
+        let facts = verify(
+            &image(2, 0x20_0000, true, 0x1000),
+            &settings("static"),
+            0x20_0000,
+        )
+        .unwrap();
+        assert!(
+            facts
+                .iter()
+                .any(|f| f.contains("PVH entry note -> 0x200018")),
+            "{facts:?}"
+        );
+    }
+
+    #[test]
+    fn deviations_from_the_settings_are_caught() {
+        let static_settings = settings("static");
+        let pie = verify(
+            &image(3, 0x20_0000, true, 0x1000),
+            &static_settings,
+            0x20_0000,
+        )
+        .unwrap_err();
+        assert!(pie.contains("relocation-model `static` needs 2"), "{pie}");
+        let moved = verify(
+            &image(2, 0x40_0000, true, 0x1000),
+            &static_settings,
+            0x20_0000,
+        )
+        .unwrap_err();
+        assert!(moved.contains("KERNEL_BASE"), "{moved}");
+        let aligned = verify(
+            &image(2, 0x20_0000, true, 0x20_0000),
+            &static_settings,
+            0x20_0000,
+        )
+        .unwrap_err();
+        assert!(aligned.contains("link args ask for 4 KiB"), "{aligned}");
+        let no_note = verify(
+            &image(2, 0x20_0000, false, 0x1000),
+            &static_settings,
+            0x20_0000,
+        )
+        .unwrap_err();
+        assert!(no_note.contains("no PVH entry note"), "{no_note}");
+        let mut broken = image(2, 0x20_0000, true, 0x1000);
+        broken[0x100c] ^= 1;
+        let checksum = verify(&broken, &static_settings, 0x20_0000).unwrap_err();
+        assert!(checksum.contains("bad checksum"), "{checksum}");
+        assert!(verify(b"not an elf", &static_settings, 0).is_err());
+    }
+}

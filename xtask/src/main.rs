@@ -230,6 +230,8 @@ fn lint() -> Result<(), String> {
             "moat-kernel",
             "-p",
             "moat-iommu",
+            "-p",
+            "moat-edu",
             "--target",
             target::BASE_TARGET,
             "--",
