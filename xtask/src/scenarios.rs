@@ -41,6 +41,10 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
                 "DMAR @",
                 "ecam: segment 0 buses 0x00-0xff at 0xb0000000",
                 "loader PVH (QEMU -kernel)",
+                "pci: 0000:00:00.0 8086:29c0 060000",
+                "dmar: unit 0 at 0xfed90000 segment 0: VT-d 1.0",
+                "translation: enabled",
+                "blocked: 0000:00:1f.0",
             ])),
         ),
         kernel(

@@ -268,3 +268,18 @@ fn fault_records_drain_and_clear() {
         0
     );
 }
+
+#[test]
+fn disable_turns_translation_and_the_queue_off() {
+    let (mut unit, sim, mut memory) = unit(QEMU_CAP, QEMU_ECAP);
+    let clock = StepClock::default();
+    unit.enable(&mut memory, &clock, InvalidationMode::Queued)
+        .unwrap();
+    unit.disable(&clock).unwrap();
+    let status = Global::from_bits_retain(sim.gsts.get());
+    assert!(
+        !status.contains(Global::TE) && !status.contains(Global::QIE),
+        "{status:?}"
+    );
+    assert_eq!(unit.summary().invalidation, None);
+}

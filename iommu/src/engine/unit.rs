@@ -303,6 +303,33 @@ impl<R: Registers> RemappingUnit<R> {
         )
     }
 
+    /// Turns translation and the invalidation queue off again (used when bring-up of another
+    /// unit fails and remapping as a whole is declared off, so no unit is left half-on).
+    pub fn disable(&mut self, clock: &dyn Clock) -> Result<(), UnitError> {
+        if self.status().contains(Global::TE) {
+            self.command(
+                clock,
+                "translation disable (GSTS.TES)",
+                Global::empty(),
+                Global::TE,
+                Global::TE,
+                Global::empty(),
+            )?;
+        }
+        if self.status().contains(Global::QIE) {
+            self.command(
+                clock,
+                "queue disable (GSTS.QIES)",
+                Global::empty(),
+                Global::QIE,
+                Global::QIE,
+                Global::empty(),
+            )?;
+        }
+        self.invalidator = None;
+        Ok(())
+    }
+
     /// Flushes the write buffer when CAP.RWBF asks for it (10.4.4, WBF).
     pub fn flush_write_buffer(&self, clock: &dyn Clock) -> Result<(), UnitError> {
         if self.capability.rwbf() {

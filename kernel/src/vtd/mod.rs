@@ -164,18 +164,64 @@ fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> ContextEntr
 
 /// Brings up remapping. `units` come from the DMAR's DRHDs, `placements` say which unit
 /// translates for each device and with which requester IDs.
+///
+/// On any failure every unit already enabled is turned off again, so "remapping off" is
+/// true of the whole machine, and the reason is returned.
 pub fn init(
     options: &CommandLine,
     units: &[UnitDescription],
     placements: Vec<Placement>,
     reserved: Vec<ReservedRegion>,
 ) -> Result<Summary, String> {
-    let clock = KernelClock;
     let mut state = State {
         units: Vec::new(),
         next_domain: 1,
         devices: BTreeMap::new(),
     };
+    let mut summary = match bring_up(options, units, placements, &mut state) {
+        Ok(summary) => summary,
+        Err(reason) => {
+            abandon(state);
+            return Err(reason);
+        }
+    };
+    *STATE.lock() = Some(state);
+    for region in reserved {
+        if let Err(error) = identity_map_reserved(&region) {
+            if let Some(state) = STATE.lock().take() {
+                abandon(state);
+            }
+            return Err(format!(
+                "RMRR {:#x}..{:#x}: {error:?}",
+                region.range.start, region.range.end
+            ));
+        }
+        summary.identity_mapped.push(region);
+    }
+    Ok(summary)
+}
+
+/// Turns every unit of `state` off (best effort; a unit that does not answer is logged).
+fn abandon(mut state: State) {
+    for unit in &mut state.units {
+        if let Err(error) = unit.engine.disable(&KernelClock) {
+            crate::error!(
+                "dmar",
+                "unit at {:#x} could not be turned off: {error}",
+                unit.description.base
+            );
+        }
+    }
+}
+
+/// Enables every unit, blocks every placed device and installs fault reporting.
+fn bring_up(
+    options: &CommandLine,
+    units: &[UnitDescription],
+    placements: Vec<Placement>,
+    state: &mut State,
+) -> Result<Summary, String> {
+    let clock = KernelClock;
     for (index, description) in units.iter().enumerate() {
         crate::arch::paging::map_mmio(description.base, description.length.max(4096)).map_err(
             |e| {
@@ -253,16 +299,6 @@ pub fn init(
         .iter()
         .map(|u| (u.description, u.engine.summary()))
         .collect();
-    *STATE.lock() = Some(state);
-    for region in reserved {
-        identity_map_reserved(&region).map_err(|e| {
-            format!(
-                "RMRR {:#x}..{:#x}: {e:?}",
-                region.range.start, region.range.end
-            )
-        })?;
-        summary.identity_mapped.push(region);
-    }
     Ok(summary)
 }
 
