@@ -11,8 +11,9 @@ use crate::entries::{DomainId, InvalidationHint, IotlbScope, Iova, PageSelective
 /// Proof that the remapping hardware no longer caches anything a flush token describes.
 ///
 /// Only the kernel's invalidation code creates it, through the `unsafe`
-/// [`assume_invalidated`](Self::assume_invalidated): this crate has no invalidation engine of its
-/// own and so no safe constructor. It is consumed by the completion it proves.
+/// [`assume_invalidated`](Self::assume_invalidated): the engine here invalidates one unit at a
+/// time, and only the kernel knows every unit a table is attached to, so there is no safe
+/// constructor.
 #[derive(Debug)]
 pub struct InvalidationDone {
     _private: (),
@@ -39,16 +40,6 @@ impl InvalidationDone {
     /// A false proof lets table frames and IOVAs be reused while a device can still reach the
     /// old memory through cached translations: DMA into memory Rust considers owned elsewhere.
     pub unsafe fn assume_invalidated() -> Self {
-        Self { _private: () }
-    }
-
-    /// For this crate's invalidation engine, right after it observed the completion of an
-    /// invalidation meeting the conditions of [`assume_invalidated`](Self::assume_invalidated).
-    #[allow(
-        dead_code,
-        reason = "for the in-crate invalidation engine; not every build uses it"
-    )]
-    pub(crate) const fn after_completed_invalidation() -> Self {
         Self { _private: () }
     }
 }

@@ -20,35 +20,35 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 #[repr(C)]
 #[derive(Debug)]
 pub struct Frame {
-    /// General-purpose registers, pushed by the common stub.
+    /// General-purpose registers, pushed by the common stub (r15 first in memory).
     pub r15: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r14: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r13: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r12: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r11: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r10: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r9: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub r8: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rbp: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rdi: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rsi: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rdx: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rcx: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rbx: u64,
-    #[allow(missing_docs)]
+    /// Saved register.
     pub rax: u64,
     /// The vector number, pushed by the per-vector stub.
     pub vector: u64,
