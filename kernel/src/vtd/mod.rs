@@ -4,6 +4,7 @@
 //! If remapping cannot be enabled (no or bad DMAR, a unit that does not answer, `iommu=off`),
 //! the reason is recorded and DMA isolation is unavailable.
 
+mod domain;
 pub mod faults;
 pub mod hw;
 pub mod topology;
@@ -21,11 +22,10 @@ use moat_iommu::entries::{
     Access, ContextEntry, ContextTranslation, DomainId, FaultProcessing, Iova, PageSize, PhysAddr,
     SourceId,
 };
-use moat_iommu::paging::{
-    CachingMode, InvalidationDone, MapError, MapFlush, PageSelectiveSupport, PageTable,
-    Translation, UnmapError, UnmapFlush,
-};
+use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
+
+pub use domain::Domain;
 
 /// A device the remapping code must place: its BDF, the unit that translates for it, and every
 /// requester ID its DMA may carry (its own, then aliases from bridges above it).
@@ -80,7 +80,7 @@ pub enum VtdError {
     Unmap(UnmapError),
 }
 
-struct Unit {
+pub(crate) struct Unit {
     description: UnitDescription,
     engine: RemappingUnit<MmioRegisters>,
     tables: KernelTables,
@@ -88,7 +88,7 @@ struct Unit {
     blocking_id: DomainId,
 }
 
-struct State {
+pub(crate) struct State {
     units: Vec<Unit>,
     next_domain: u16,
     devices: BTreeMap<Bdf, Placement>,
@@ -108,7 +108,9 @@ pub struct Summary {
     pub identity_mapped: Vec<ReservedRegion>,
 }
 
-fn with_state<T>(f: impl FnOnce(&mut State) -> Result<T, VtdError>) -> Result<T, VtdError> {
+pub(crate) fn with_state<T>(
+    f: impl FnOnce(&mut State) -> Result<T, VtdError>,
+) -> Result<T, VtdError> {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut guard = STATE.lock();
         match guard.as_mut() {
@@ -139,7 +141,7 @@ pub fn turn_off(reason: String) {
     OFF_REASON.call_once(|| reason);
 }
 
-fn allocate_domain(
+pub(crate) fn allocate_domain(
     next: &mut u16,
     limit: moat_iommu::entries::DomainLimit,
 ) -> Result<DomainId, VtdError> {
@@ -148,7 +150,7 @@ fn allocate_domain(
     Ok(id)
 }
 
-fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> ContextEntry {
+pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> ContextEntry {
     let Ok(entry) = ContextEntry::new(
         ContextTranslation::MultiLevel {
             table: table.root(),
@@ -347,136 +349,13 @@ pub fn sources_of(bdf: Bdf) -> Result<Vec<u16>, VtdError> {
     })
 }
 
-/// An IOMMU domain: one second-level table and a domain ID on one unit.
-#[derive(Debug)]
-pub struct Domain {
-    id: DomainId,
-    unit: usize,
-    table: PageTable<KernelTables>,
-    caching_mode: CachingMode,
-    psi: PageSelectiveSupport,
-}
-
-impl Domain {
-    /// An empty domain on `unit`.
-    pub fn new(unit: usize) -> Result<Self, VtdError> {
-        with_state(|state| {
-            let limit = state
-                .units
-                .get(unit)
-                .ok_or(VtdError::WrongUnit)?
-                .engine
-                .domain_limit();
-            let id = allocate_domain(&mut state.next_domain, limit)?;
-            let unit_state = &state.units[unit];
-            let cap = unit_state.engine.capability();
-            let table = PageTable::new(
-                unit_state.tables,
-                unit_state.engine.geometry(),
-                unit_state.engine.superpages(),
-            )
-            .map_err(|_| VtdError::OutOfMemory)?;
-            Ok(Self {
-                id,
-                unit,
-                table,
-                caching_mode: CachingMode::from_cap(u8::from(cap.caching_mode())),
-                psi: PageSelectiveSupport::from_cap(u8::from(cap.psi()), cap.mamv()),
-            })
-        })
-    }
-
-    /// The domain ID.
-    pub fn id(&self) -> u16 {
-        self.id.get()
-    }
-
-    /// Maps `size` at `iova` to `phys`. Complete the token with [`Domain::complete_map`].
-    pub fn map(
-        &mut self,
-        iova: Iova,
-        phys: PhysAddr,
-        size: PageSize,
-        access: Access,
-    ) -> Result<MapFlush, VtdError> {
-        self.table
-            .map(iova, phys, size, access)
-            .map_err(VtdError::Map)
-    }
-
-    /// Unmaps everything inside `range`. Complete the token with [`Domain::complete_unmap`].
-    pub fn unmap(&mut self, range: Range<Iova>) -> Result<UnmapFlush, VtdError> {
-        self.table.unmap(range).map_err(VtdError::Unmap)
-    }
-
-    /// What `iova` translates to.
-    pub fn translate(&self, iova: Iova) -> Option<Translation> {
-        self.table.translate(iova)
-    }
-
-    fn invalidate(
-        &self,
-        required: moat_iommu::paging::RequiredInvalidation,
-    ) -> Result<InvalidationDone, VtdError> {
-        let unit = self.unit;
-        with_state(|state| {
-            let unit = &mut state.units[unit];
-            let clock = KernelClock;
-            match required.iotlb_scope(self.id) {
-                Some(scope) => unit
-                    .engine
-                    .invalidate_iotlb(&mut unit.tables, &clock, scope),
-                None => unit.engine.flush_write_buffer(&clock),
-            }
-            .map_err(|e| VtdError::Hardware(format!("{e}")))?;
-            INVALIDATIONS.fetch_add(
-                u64::from(required.iotlb_scope(self.id).is_some()),
-                core::sync::atomic::Ordering::Relaxed,
-            );
-            // SAFETY: the one unit this domain lives on has completed the invalidation the
-            // token asked for (or the write-buffer flush a map without caching mode needs);
-            // domains are never attached to devices of another unit; table writes were
-            // flushed by KernelTables when the unit does not snoop.
-            Ok(unsafe { InvalidationDone::assume_invalidated() })
-        })
-    }
-
-    /// Makes a map visible to the hardware (invalidating where caching mode requires it).
-    pub fn complete_map(&mut self, flush: MapFlush) -> Result<(), VtdError> {
-        let proof = self.invalidate(flush.invalidation(self.caching_mode, self.psi))?;
-        flush.complete(proof);
-        Ok(())
-    }
-
-    /// Invalidates what an unmap changed (one ranged invalidation for the whole batch), then
-    /// releases the freed table frames and the IOVAs.
-    pub fn complete_unmap(&mut self, flush: UnmapFlush) -> Result<(), VtdError> {
-        let proof = self.invalidate(flush.invalidation(self.psi))?;
-        self.table
-            .complete_unmap(flush, proof)
-            .map_err(|_| VtdError::WrongUnit)
-    }
-
-    /// Points every requester ID of `bdf` at this domain.
-    pub fn attach(&self, bdf: Bdf) -> Result<(), VtdError> {
-        let entry = context_for(&self.table, self.id);
-        set_device_context(
-            bdf,
-            Target::Domain {
-                unit: self.unit,
-                entry,
-            },
-        )
-    }
-}
-
 /// Points every requester ID of `bdf` back at the blocking domain.
 pub fn block(bdf: Bdf) -> Result<(), VtdError> {
     set_device_context(bdf, Target::Blocking)
 }
 
 /// Where a device's context entries should point.
-enum Target {
+pub(crate) enum Target {
     /// A domain on `unit`, through `entry`.
     Domain { unit: usize, entry: ContextEntry },
     /// The device's unit's blocking domain.
@@ -484,7 +363,7 @@ enum Target {
 }
 
 /// Writes the context entry for `target` for every requester ID of `bdf`.
-fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
+pub(crate) fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
     with_state(|state| {
         let placement = state
             .devices
@@ -513,7 +392,8 @@ fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
     })
 }
 
-static INVALIDATIONS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub(crate) static INVALIDATIONS: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 /// IOTLB invalidations issued for domain changes since boot (for the benchmark).
 pub fn invalidations() -> u64 {
