@@ -1,3 +1,11 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use super::boot::linux_command;
+use super::guest::{cached_kernel_packages, kernel_dependency};
+use super::initramfs::{INITRAMFS_ENTRIES, initrd_stamp};
+use super::report::{PciEntry, parse_bdf};
 use super::*;
 
 /// A real serial log of the guest (Linux 6.1.0-56-amd64, root-bus topology, trimmed dmesg),

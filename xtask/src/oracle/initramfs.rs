@@ -1,0 +1,129 @@
+//! The oracle initramfs: busybox plus `init.sh` as `/init`, packed as a gzip-compressed cpio
+//! (newc) archive with busybox's own `cpio` and `gzip` applets, and the stamp that says when it
+//! must be rebuilt.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::INIT_SCRIPT;
+use super::guest::{scratch_dir, write_file};
+
+/// The initramfs tree, in `find .` order: directories before their contents.
+pub(super) const INITRAMFS_ENTRIES: &[&str] = &[
+    ".",
+    "./bin",
+    "./bin/busybox",
+    "./dev",
+    "./init",
+    "./proc",
+    "./sbin",
+    "./sys",
+    "./tmp",
+    "./usr",
+    "./usr/bin",
+    "./usr/sbin",
+];
+
+/// What an initramfs was built from (busybox version, file list, init script); a different
+/// stamp means it must be rebuilt.
+pub(super) fn initrd_stamp(busybox_version: &str, init_script: &str) -> String {
+    format!(
+        "busybox-static {busybox_version}\nentries {}\n{init_script}",
+        INITRAMFS_ENTRIES.join(" ")
+    )
+}
+
+/// Builds `initrd` (gzip-compressed cpio newc) from busybox and [`INIT_SCRIPT`] using
+/// busybox's own `cpio` and `gzip` applets.
+pub(super) fn build_initrd(cache: &Path, busybox: &Path, initrd: &Path) -> Result<(), String> {
+    let root = scratch_dir(cache, "initramfs")?;
+    let partial = cache.join(format!("initrd.gz.tmp-{}", std::process::id()));
+    let result = populate_initramfs(&root, busybox)
+        .and_then(|()| pack_initramfs(&root, busybox, &partial))
+        .and_then(|()| {
+            fs::rename(&partial, initrd).map_err(|e| {
+                format!(
+                    "cannot rename {} to {}: {e}",
+                    partial.display(),
+                    initrd.display()
+                )
+            })
+        });
+    let _ = fs::remove_dir_all(&root);
+    let _ = fs::remove_file(&partial);
+    result
+}
+
+fn populate_initramfs(root: &Path, busybox: &Path) -> Result<(), String> {
+    for dir in [
+        "bin", "dev", "proc", "sbin", "sys", "tmp", "usr/bin", "usr/sbin",
+    ] {
+        let path = root.join(dir);
+        fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let executable = fs::Permissions::from_mode(0o755);
+    let copy = root.join("bin/busybox");
+    fs::copy(busybox, &copy).map_err(|e| format!("cannot copy {}: {e}", busybox.display()))?;
+    fs::set_permissions(&copy, executable.clone())
+        .map_err(|e| format!("cannot chmod {}: {e}", copy.display()))?;
+    let init = root.join("init");
+    write_file(&init, INIT_SCRIPT.as_bytes())?;
+    fs::set_permissions(&init, executable)
+        .map_err(|e| format!("cannot chmod {}: {e}", init.display()))
+}
+
+/// `busybox cpio -o -H newc < list | busybox gzip -9 > out`, run from `root`.
+fn pack_initramfs(root: &Path, busybox: &Path, out: &Path) -> Result<(), String> {
+    let file =
+        fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let mut cpio = Command::new(busybox)
+        .args(["cpio", "-o", "-H", "newc"])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {} cpio: {e}", busybox.display()))?;
+    let archive = cpio.stdout.take().ok_or("cpio stdout is not piped")?;
+    let gzip = Command::new(busybox)
+        .args(["gzip", "-9", "-c"])
+        .stdin(archive)
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut list = String::new();
+    for entry in INITRAMFS_ENTRIES {
+        list.push_str(entry);
+        list.push('\n');
+    }
+    let written = cpio
+        .stdin
+        .take()
+        .ok_or("cpio stdin is not piped")?
+        .write_all(list.as_bytes());
+    let cpio_output = cpio
+        .wait_with_output()
+        .map_err(|e| format!("cpio failed: {e}"))?;
+    let gzip_output = gzip
+        .and_then(|child| child.wait_with_output())
+        .map_err(|e| format!("gzip failed: {e}"))?;
+    written.map_err(|e| format!("cannot feed cpio its file list: {e}"))?;
+    if !cpio_output.status.success() {
+        return Err(format!(
+            "busybox cpio failed ({}): {}",
+            cpio_output.status,
+            String::from_utf8_lossy(&cpio_output.stderr).trim_end()
+        ));
+    }
+    if !gzip_output.status.success() {
+        return Err(format!(
+            "busybox gzip failed ({}): {}",
+            gzip_output.status,
+            String::from_utf8_lossy(&gzip_output.stderr).trim_end()
+        ));
+    }
+    Ok(())
+}
