@@ -241,26 +241,7 @@ impl<R: Registers> RemappingUnit<R> {
             return Err(UnitError::QueuedUnavailable);
         }
         // Firmware may have left translation or the queue on: turn both off first.
-        if self.status().contains(Global::TE) {
-            self.command(
-                clock,
-                "translation disable (GSTS.TES)",
-                Global::empty(),
-                Global::TE,
-                Global::TE,
-                Global::empty(),
-            )?;
-        }
-        if self.status().contains(Global::QIE) {
-            self.command(
-                clock,
-                "queue disable (GSTS.QIES)",
-                Global::empty(),
-                Global::QIE,
-                Global::QIE,
-                Global::empty(),
-            )?;
-        }
+        self.disable(clock)?;
         let root = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
         self.registers.write64(RTADDR, root.as_u64());
         self.command(
