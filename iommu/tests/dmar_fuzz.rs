@@ -159,13 +159,7 @@ fn check_model(dmar: &Dmar, input: &[u8], topology_seed: u64) -> Result<(), Test
         prop_assert!(skipped.offset() + usize::from(skipped.length()) <= length);
     }
 
-    let structures = dmar.units().len()
-        + dmar.reserved_memory().len()
-        + dmar.atsr().len()
-        + dmar.rhsa().len()
-        + dmar.andd().len()
-        + dmar.satc().len()
-        + dmar.skipped().len();
+    let structures = dmar.structure_count();
     prop_assert!(structures <= (length - FIRST_STRUCTURE) / 4);
     prop_assert_eq!(dmar.to_string().lines().count(), 1 + structures);
 

@@ -73,13 +73,7 @@ fn every_fixture_parses_cleanly() {
         assert_eq!(again.andd(), dmar.andd(), "{name}");
         // One summary line for the header and one per structure.
         let summary = dmar.to_string();
-        let structures = dmar.units().len()
-            + dmar.reserved_memory().len()
-            + dmar.atsr().len()
-            + dmar.rhsa().len()
-            + dmar.andd().len()
-            + dmar.satc().len()
-            + dmar.skipped().len();
+        let structures = dmar.structure_count();
         assert_eq!(
             summary.lines().count(),
             1 + structures,

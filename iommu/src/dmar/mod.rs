@@ -159,6 +159,17 @@ impl Dmar {
         &self.satc
     }
 
+    /// Number of remapping structures in the table, skipped unknown ones included.
+    pub fn structure_count(&self) -> usize {
+        self.units().len()
+            + self.reserved_memory().len()
+            + self.atsr().len()
+            + self.rhsa().len()
+            + self.andd().len()
+            + self.satc().len()
+            + self.skipped().len()
+    }
+
     /// Structures of types this parser does not interpret, skipped.
     pub fn skipped(&self) -> &[UnknownStructure] {
         &self.skipped

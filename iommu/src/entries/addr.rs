@@ -9,42 +9,65 @@ pub enum AddressError {
     TooWide,
 }
 
-/// A host physical address. VT-d entries hold at most 52 physical address bits (VT-d spec 9.8,
-/// bits 51:12 of a second-level entry), so larger values are rejected.
-///
-/// A narrower host address width (DMAR `HAW`) makes more bits reserved; keeping table frames and
-/// mapped memory below it is the job of the kernel's frame allocator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PhysAddr(u64);
+/// Defines an address newtype limited to `$bits` bits, with the checked and truncating
+/// constructors, `as_u64` and `is_aligned` that every address kind here shares.
+macro_rules! address_type {
+    ($(#[$doc:meta])* $name:ident, $bits:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(u64);
+
+        impl $name {
+            #[doc = concat!("Number of bits ", $what, " can have.")]
+            pub const MAX_BITS: u32 = $bits;
+
+            #[doc = concat!("Validates `raw`: it must be below `2^", stringify!($bits), "`.")]
+            pub const fn new(raw: u64) -> Result<Self, AddressError> {
+                if raw >> Self::MAX_BITS == 0 {
+                    Ok(Self(raw))
+                } else {
+                    Err(AddressError::TooWide)
+                }
+            }
+
+            #[doc = concat!("Keeps only the low ", stringify!($bits), " bits of `raw`.")]
+            pub const fn new_truncate(raw: u64) -> Self {
+                Self(raw & ((1 << Self::MAX_BITS) - 1))
+            }
+
+            /// The address as a number.
+            pub const fn as_u64(self) -> u64 {
+                self.0
+            }
+
+            /// Whether the address is a multiple of `size`.
+            pub const fn is_aligned(self, size: PageSize) -> bool {
+                self.0 & (size.bytes() - 1) == 0
+            }
+        }
+    };
+}
+
+address_type!(
+    /// A host physical address. VT-d entries hold at most 52 physical address bits (VT-d spec
+    /// 9.8, bits 51:12 of a second-level entry), so larger values are rejected.
+    ///
+    /// A narrower host address width (DMAR `HAW`) makes more bits reserved; keeping table
+    /// frames and mapped memory below it is the job of the kernel's frame allocator.
+    PhysAddr,
+    52,
+    "a physical address VT-d can express"
+);
+
+address_type!(
+    /// An I/O virtual address: what a device puts on the bus. VT-d translates at most 57 bits
+    /// (5-level tables); the address width of a particular table is checked by the table.
+    Iova,
+    57,
+    "an input address of the widest VT-d table format"
+);
 
 impl PhysAddr {
-    /// Number of physical address bits VT-d can express.
-    pub const MAX_BITS: u32 = 52;
-
-    /// Validates `raw`: it must be below `2^52`.
-    pub const fn new(raw: u64) -> Result<Self, AddressError> {
-        if raw >> Self::MAX_BITS == 0 {
-            Ok(Self(raw))
-        } else {
-            Err(AddressError::TooWide)
-        }
-    }
-
-    /// Keeps only the low 52 bits of `raw`.
-    pub const fn new_truncate(raw: u64) -> Self {
-        Self(raw & ((1 << Self::MAX_BITS) - 1))
-    }
-
-    /// The address as a number.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    /// Whether the address is a multiple of `size`.
-    pub const fn is_aligned(self, size: PageSize) -> bool {
-        self.0 & (size.bytes() - 1) == 0
-    }
-
     /// `self + offset`, if the result is still a valid physical address.
     pub const fn checked_add(self, offset: u64) -> Option<Self> {
         match self.0.checked_add(offset) {
@@ -63,40 +86,6 @@ impl PhysAddr {
         } else {
             Err(EntryError::Misaligned)
         }
-    }
-}
-
-/// An I/O virtual address: what a device puts on the bus. VT-d translates at most 57 bits
-/// (5-level tables); the address width of a particular table is checked by the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Iova(u64);
-
-impl Iova {
-    /// Widest input address any VT-d table format accepts.
-    pub const MAX_BITS: u32 = 57;
-
-    /// Validates `raw`: it must be below `2^57`.
-    pub const fn new(raw: u64) -> Result<Self, AddressError> {
-        if raw >> Self::MAX_BITS == 0 {
-            Ok(Self(raw))
-        } else {
-            Err(AddressError::TooWide)
-        }
-    }
-
-    /// Keeps only the low 57 bits of `raw`.
-    pub const fn new_truncate(raw: u64) -> Self {
-        Self(raw & ((1 << Self::MAX_BITS) - 1))
-    }
-
-    /// The address as a number.
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    /// Whether the address is a multiple of `size`.
-    pub const fn is_aligned(self, size: PageSize) -> bool {
-        self.0 & (size.bytes() - 1) == 0
     }
 }
 

@@ -271,16 +271,12 @@ fn bring_up(
         identity_mapped: Vec::new(),
     };
     for placement in placements {
-        let Some(unit) = state.units.get_mut(placement.unit) else {
+        if placement.unit >= state.units.len() {
             continue;
-        };
-        let entry = context_for(&unit.blocking, unit.blocking_id);
-        for &source in &placement.sources {
-            unit.engine
-                .set_context(&mut unit.tables, &clock, SourceId::from_raw(source), entry)
-                .map_err(|e| format!("blocking {}: {e}", placement.bdf))?;
         }
         state.devices.insert(placement.bdf, placement.clone());
+        point_device(state, placement.bdf, Target::Blocking)
+            .map_err(|e| format!("blocking {}: {e:?}", placement.bdf))?;
         summary.blocked.push(placement);
     }
     let reporters = state
@@ -364,32 +360,35 @@ pub(crate) enum Target {
 
 /// Writes the context entry for `target` for every requester ID of `bdf`.
 pub(crate) fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
-    with_state(|state| {
-        let placement = state
-            .devices
-            .get(&bdf)
-            .ok_or(VtdError::NotTranslated(bdf))?;
-        let unit = &mut state.units[placement.unit];
-        let entry = match target {
-            Target::Domain {
-                unit: wanted,
+    with_state(|state| point_device(state, bdf, target))
+}
+
+/// Points every requester ID of the placed device `bdf` at `target` on its unit.
+fn point_device(state: &mut State, bdf: Bdf, target: Target) -> Result<(), VtdError> {
+    let placement = state
+        .devices
+        .get(&bdf)
+        .ok_or(VtdError::NotTranslated(bdf))?;
+    let unit = &mut state.units[placement.unit];
+    let entry = match target {
+        Target::Domain {
+            unit: wanted,
+            entry,
+        } if wanted == placement.unit => entry,
+        Target::Domain { .. } => return Err(VtdError::WrongUnit),
+        Target::Blocking => context_for(&unit.blocking, unit.blocking_id),
+    };
+    for &source in &placement.sources {
+        unit.engine
+            .set_context(
+                &mut unit.tables,
+                &KernelClock,
+                SourceId::from_raw(source),
                 entry,
-            } if wanted == placement.unit => entry,
-            Target::Domain { .. } => return Err(VtdError::WrongUnit),
-            Target::Blocking => context_for(&unit.blocking, unit.blocking_id),
-        };
-        for &source in &placement.sources {
-            unit.engine
-                .set_context(
-                    &mut unit.tables,
-                    &KernelClock,
-                    SourceId::from_raw(source),
-                    entry,
-                )
-                .map_err(|e| VtdError::Hardware(format!("{e}")))?;
-        }
-        Ok(())
-    })
+            )
+            .map_err(|e| VtdError::Hardware(format!("{e}")))?;
+    }
+    Ok(())
 }
 
 pub(crate) static INVALIDATIONS: core::sync::atomic::AtomicU64 =
