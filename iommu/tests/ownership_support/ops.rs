@@ -48,7 +48,7 @@ const WEIGHTS: [u32; 17] = [4, 1, 6, 5, 1, 2, 3, 1, 1, 1, 2, 3, 1, 2, 1, 4, 1];
 /// test runs 10,000 cases.
 pub(crate) fn op() -> impl Strategy<Value = (Op, bool)> {
     let total: u32 = WEIGHTS.iter().sum();
-    let numbers = (0..total, 0usize..=UNREGISTERED, 1u32..=3, 1u32..=4, 0u64..3);
+    let numbers = (0..total, 0usize..=UNREGISTERED, 1u32..=3, 1u32..=4, 0u64..6);
     (numbers, 0u8..4, any::<bool>()).prop_map(|((pick, d, o, s, delta), reset, aim)| {
         let mut left = pick;
         let kind = WEIGHTS
@@ -182,7 +182,7 @@ impl Op {
                 pick(d, |d| d.state == DeviceState::Quarantined { owner: None }).map(Op::Clear)
             }
             Op::KernelRelease(d) => pick(d, |d| d.kernel_users > 0).map(Op::KernelRelease),
-            Op::Fault(d, _) => pick(d, held).map(|i| Op::Fault(i, 0)),
+            Op::Fault(d, delta) => pick(d, held).map(|i| Op::Fault(i, delta)),
             Op::TakeEvents(_, d) => {
                 pick(d, |d| holder(d.state).is_some()).map(|i| Op::TakeEvents(holder_of(i), i))
             }
