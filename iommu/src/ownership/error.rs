@@ -63,3 +63,5 @@ impl fmt::Display for OwnershipError {
         }
     }
 }
+
+impl core::error::Error for OwnershipError {}

@@ -15,7 +15,9 @@
 //!   device's state and stay fixed until detach or release.
 //! - Release passes through `Releasing`: the device keeps counting in its owner's claim
 //!   until the kernel reports its reset checked, so a group only changes hands through the
-//!   blocked state. A failed reset quarantines the device.
+//!   blocked state. A failed reset quarantines the device. Splitting release from
+//!   [`OwnershipTable::release_finished`] lets the kernel run the reset from deferred work,
+//!   off the registry lock (seeds/002: the final put does not run on the locked path).
 //! - Faults on a held device go to its owner through a bounded queue (overflow counted);
 //!   faults on other devices are counted as stray. Past the policy threshold the device is
 //!   quarantined: its owner keeps the dead device until it releases it, and the device
