@@ -120,6 +120,10 @@ pub fn status() -> Result<u32, &'static str> {
 /// What an entry for a device whose requests carry `sources` (own ID first, then bridge
 /// aliases) must accept: exactly its requester ID, or with aliases the buses they span
 /// (SVT = 10), since a PCIe-to-PCI bridge may forward with its alias or the device's own ID.
+///
+/// QEMU 7.2 reads a bus range backwards (SID[15:8] as the last bus, SID[7:0] as the first;
+/// the spec and Linux have start in 15:8), so there only single-bus ranges work. One bridge
+/// level gives one: the device and its alias sit on the bridge's secondary bus.
 fn source_validation(sources: &[u16]) -> Option<SourceValidation> {
     match sources {
         [] => None,
