@@ -91,6 +91,16 @@ impl Machine {
         }
     }
 
+    /// The interrupt-remapping machine: two edu on the root bus, so each has its own requester
+    /// ID and no bridge alias.
+    pub(crate) fn two_edus() -> Self {
+        let devices = ["-device", "edu,addr=0x4", "-device", "edu,addr=0x5"];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
     /// The DMA test machine: an edu on the root bus, and two edu behind a PCIe-to-PCI bridge
     /// (behind a root port), whose DMA carries the bridge's alias requester ID.
     pub(crate) fn dma(iommu_options: &str) -> Self {

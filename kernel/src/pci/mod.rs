@@ -1,4 +1,5 @@
-//! PCI(e) discovery: config access, enumeration, BARs and capabilities.
+//! PCI(e) discovery: config access, enumeration, BARs and capabilities; and programming a
+//! function's MSI capability.
 //!
 //! [`enumerate()`] walks one segment through a [`ConfigAccess`] (the kernel's ECAM, or legacy
 //! port I/O limited to [`ConfigSpaceSize::Conventional`]) and returns every function it
@@ -15,6 +16,7 @@ pub mod bar;
 pub mod capabilities;
 pub mod device;
 pub mod enumerate;
+pub mod msi;
 pub mod problem;
 pub mod report;
 pub mod reset;
@@ -27,5 +29,6 @@ pub use bar::{Bar, BarKind};
 pub use capabilities::{Acs, AcsFlags, Capability, CapabilityId, ExtendedCapability};
 pub use device::{DeviceKind, PciDevice, PcieInfo, PortType};
 pub use enumerate::{Enumeration, enumerate};
+pub use msi::{Mask, Msi, MsiError};
 pub use problem::{Problem, ProblemKind};
 pub use report::{device_line, kind_name};
