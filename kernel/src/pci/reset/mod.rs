@@ -152,7 +152,7 @@ fn reset_function(
 /// A secondary bus reset on `bridge` for `target`, if `may_reset` approves every function
 /// below it: arm every endpoint below, pulse the reset, bring nested bridges' bus numbers
 /// back top-down as their functions answer, check the canaries and that `bridge` itself
-/// kept its bus numbers, then restore everything below.
+/// kept its bus numbers and ACS Control (restored if not), then restore everything below.
 fn reset_bus(
     config: &impl ConfigAccess,
     devices: &Enumeration,
@@ -177,7 +177,8 @@ fn reset_bus(
             }
         })
         .collect();
-    let bridge_numbers = methods::bus_numbers(config, bridge.bdf);
+    let issuer = methods::issuer_registers(config, bridge);
+    let issuer_saved = state::save(config, bridge);
     let mut canaries = Vec::new();
     for device in affected.iter().filter(|device| !device.is_bridge()) {
         canaries.extend(check::arm(config, device));
@@ -190,6 +191,11 @@ fn reset_bus(
     }
 
     methods::secondary_bus_reset(config, bridge.bdf);
+    // A bridge that reset itself hides everything below it: put it back before waiting.
+    let issuer_changed = methods::issuer_changed(config, bridge, &issuer);
+    if issuer_changed.is_some() {
+        restore(config, bridge, &issuer_saved, method)?;
+    }
     let mut silent = None;
     let mut answering = Vec::new();
     for (device, saved) in affected.iter().zip(&saved) {
@@ -205,14 +211,7 @@ fn reset_bus(
         }
     }
 
-    let after = methods::bus_numbers(config, bridge.bdf);
-    let checked = if after != bridge_numbers {
-        let what = Observation {
-            device: bridge.bdf,
-            register: Register::BusNumbers,
-            before: bridge_numbers,
-            after,
-        };
+    let checked = if let Some(what) = issuer_changed {
         Err(ResetError::CheckFailed { method, what })
     } else if let Some(error) = silent {
         Err(error)
