@@ -179,11 +179,26 @@ fn reset_bus(
         .collect();
     let issuer = methods::issuer_registers(config, bridge);
     let issuer_saved = state::save(config, bridge);
+    // A function that does not answer (an FLR left it silent) gets no canaries: it would
+    // read all ones. That it answers after the reset is its evidence.
     let mut canaries = Vec::new();
-    for device in affected.iter().filter(|device| !device.is_bridge()) {
-        canaries.extend(check::arm(config, device));
+    let mut silent_before = Vec::new();
+    for (device, saved) in affected.iter().zip(&saved) {
+        if device.is_bridge() {
+            continue;
+        }
+        match registers::identity(config, device.bdf) {
+            Some(_) => canaries.extend(check::arm(config, device)),
+            None => silent_before.push(Observation {
+                device: device.bdf,
+                register: Register::Identity,
+                before: u32::MAX,
+                after: saved.identity(),
+            }),
+        }
     }
-    if !check::verifiable(&canaries, target.bdf) {
+    let target_silent = silent_before.iter().any(|seen| seen.device == target.bdf);
+    if !check::verifiable(&canaries, target.bdf) && !target_silent {
         for (device, saved) in affected.iter().zip(&saved) {
             restore(config, device, saved, method)?;
         }
@@ -216,7 +231,10 @@ fn reset_bus(
     } else if let Some(error) = silent {
         Err(error)
     } else {
-        check::check(config, &canaries).map_err(|what| ResetError::CheckFailed { method, what })
+        let checked = check::check(config, &canaries);
+        checked
+            .map(|evidence| [silent_before, evidence].concat())
+            .map_err(|what| ResetError::CheckFailed { method, what })
     };
     for (device, saved) in answering {
         restore(config, device, saved, method)?;
