@@ -148,6 +148,23 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
         "queued",
     ));
     list.extend(irq_scenarios(image));
+    list.push(kernel(
+        "device-reset",
+        &Machine::reset(),
+        image,
+        "test=reset",
+        Expect::success([
+            "reset-flr: ok (nvme 0000:01:00.0: method flr;",
+            "CC 0x460001->0x0, CSTS.RDY 1->0, MSI-X entry 0 data 0x4d4f->0x0 (masked)",
+            "reset-pm-then-bus: ok (e1000e 0000:03:00.0: method bus; tried first: pm reset had no effect: 0000:03:00.0 Command 0x402->0x402;",
+            "RDBAL0 0x12345000->0x0",
+            "reset-bus: ok (edu 0000:02:00.0 below 0000:00:02.0: method bus;",
+            "reset-bus-refused: ok (0000:05:01.0: refused (bus reset not approved; it would reset 0000:05:01.0 0000:05:02.0), then approved: method bus;",
+            "reset-bus-nested: ok (0000:06:00.1 with nested bridge 0000:06:00.0 (bus numbers 0x70706 back): method bus;",
+            "0000:07:01.0 BAR0 0x",
+            "scenario `reset` passed",
+        ]),
+    ));
     let bad_dmar = qemu::write_bad_dmar(&disks.join("acpi")).unwrap_or_default();
     let mut corrupted = Machine {
         no_iommu: true,

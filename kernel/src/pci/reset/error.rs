@@ -30,7 +30,8 @@ impl fmt::Display for ResetMethod {
 /// A configuration register the reset arms, checks or restores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Register {
-    /// Vendor and device ID (offset 0).
+    /// Vendor and device ID (offset 0): all ones from a function that did not answer before
+    /// a bus reset, its ID after it.
     Identity,
     /// Command (offset 0x04).
     Command,

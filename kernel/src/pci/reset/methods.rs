@@ -7,9 +7,9 @@ use moat_iommu::Bdf;
 
 use super::error::{Observation, Register, ResetError, ResetMethod};
 use super::registers::{
-    BUS_NUMBERS, DEVCAP_FLR, DEVCTL_INITIATE_FLR, DEVSTA_TRANSACTIONS_PENDING, INTERRUPT,
-    PCIE_DEVCAP, PCIE_DEVCTL, PM_CONTROL, PM_D0, PM_D3HOT, PM_NO_SOFT_RESET, PM_PME_STATUS,
-    PM_STATE_MASK, SECONDARY_BUS_RESET, identity,
+    ACS_REGISTERS, BUS_NUMBERS, DEVCAP_FLR, DEVCTL_INITIATE_FLR, DEVSTA_TRANSACTIONS_PENDING,
+    INTERRUPT, PCIE_DEVCAP, PCIE_DEVCTL, PM_CONTROL, PM_D0, PM_D3HOT, PM_NO_SOFT_RESET,
+    PM_PME_STATUS, PM_STATE_MASK, SECONDARY_BUS_RESET, identity, read_high,
 };
 use crate::pci::access::{ConfigAccess, ConfigAccessExt};
 use crate::pci::{CapabilityId, PciDevice};
@@ -132,7 +132,38 @@ pub(super) fn wait_ready(
     })
 }
 
-/// A bridge's bus numbers dword, for the check that the issuing bridge was not reset.
-pub(super) fn bus_numbers(config: &impl ConfigAccess, bridge: Bdf) -> u32 {
-    config.read32(bridge, BUS_NUMBERS) & 0x00ff_ffff
+/// What a bridge that issues a bus reset must keep (facts H.4: it is not reset itself): its
+/// bus numbers and its ACS Control (0 without ACS).
+pub(super) fn issuer_registers(config: &impl ConfigAccess, bridge: &PciDevice) -> [Observation; 2] {
+    let acs = bridge.acs().map_or(0, |acs| {
+        read_high(config, bridge.bdf, acs.offset + ACS_REGISTERS)
+    });
+    let seen = |register, value| Observation {
+        device: bridge.bdf,
+        register,
+        before: value,
+        after: value,
+    };
+    [
+        seen(
+            Register::BusNumbers,
+            config.read32(bridge.bdf, BUS_NUMBERS) & 0x00ff_ffff,
+        ),
+        seen(Register::AcsControl, u32::from(acs)),
+    ]
+}
+
+/// The first of the issuing bridge's registers read `before` that changed since.
+pub(super) fn issuer_changed(
+    config: &impl ConfigAccess,
+    bridge: &PciDevice,
+    before: &[Observation; 2],
+) -> Option<Observation> {
+    let now = issuer_registers(config, bridge);
+    before.iter().zip(now).find_map(|(before, now)| {
+        (before.before != now.after).then_some(Observation {
+            before: before.before,
+            ..now
+        })
+    })
 }

@@ -152,7 +152,7 @@ fn reset_function(
 /// A secondary bus reset on `bridge` for `target`, if `may_reset` approves every function
 /// below it: arm every endpoint below, pulse the reset, bring nested bridges' bus numbers
 /// back top-down as their functions answer, check the canaries and that `bridge` itself
-/// kept its bus numbers, then restore everything below.
+/// kept its bus numbers and ACS Control (restored if not), then restore everything below.
 fn reset_bus(
     config: &impl ConfigAccess,
     devices: &Enumeration,
@@ -177,12 +177,28 @@ fn reset_bus(
             }
         })
         .collect();
-    let bridge_numbers = methods::bus_numbers(config, bridge.bdf);
+    let issuer = methods::issuer_registers(config, bridge);
+    let issuer_saved = state::save(config, bridge);
+    // A function that does not answer (an FLR left it silent) gets no canaries: it would
+    // read all ones. That it answers after the reset is its evidence.
     let mut canaries = Vec::new();
-    for device in affected.iter().filter(|device| !device.is_bridge()) {
-        canaries.extend(check::arm(config, device));
+    let mut silent_before = Vec::new();
+    for (device, saved) in affected.iter().zip(&saved) {
+        if device.is_bridge() {
+            continue;
+        }
+        match registers::identity(config, device.bdf) {
+            Some(_) => canaries.extend(check::arm(config, device)),
+            None => silent_before.push(Observation {
+                device: device.bdf,
+                register: Register::Identity,
+                before: u32::MAX,
+                after: saved.identity(),
+            }),
+        }
     }
-    if !check::verifiable(&canaries, target.bdf) {
+    let target_silent = silent_before.iter().any(|seen| seen.device == target.bdf);
+    if !check::verifiable(&canaries, target.bdf) && !target_silent {
         for (device, saved) in affected.iter().zip(&saved) {
             restore(config, device, saved, method)?;
         }
@@ -190,6 +206,11 @@ fn reset_bus(
     }
 
     methods::secondary_bus_reset(config, bridge.bdf);
+    // A bridge that reset itself hides everything below it: put it back before waiting.
+    let issuer_changed = methods::issuer_changed(config, bridge, &issuer);
+    if issuer_changed.is_some() {
+        restore(config, bridge, &issuer_saved, method)?;
+    }
     let mut silent = None;
     let mut answering = Vec::new();
     for (device, saved) in affected.iter().zip(&saved) {
@@ -205,19 +226,15 @@ fn reset_bus(
         }
     }
 
-    let after = methods::bus_numbers(config, bridge.bdf);
-    let checked = if after != bridge_numbers {
-        let what = Observation {
-            device: bridge.bdf,
-            register: Register::BusNumbers,
-            before: bridge_numbers,
-            after,
-        };
+    let checked = if let Some(what) = issuer_changed {
         Err(ResetError::CheckFailed { method, what })
     } else if let Some(error) = silent {
         Err(error)
     } else {
-        check::check(config, &canaries).map_err(|what| ResetError::CheckFailed { method, what })
+        let checked = check::check(config, &canaries);
+        checked
+            .map(|evidence| [silent_before, evidence].concat())
+            .map_err(|what| ResetError::CheckFailed { method, what })
     };
     for (device, saved) in answering {
         restore(config, device, saved, method)?;

@@ -203,6 +203,14 @@ fn pci_reset_silent_after_flr_is_recovered_by_bus_reset() {
         budget_us: 1_000_000,
     };
     assert_eq!(done.fallbacks, [timeout]);
+    // No canary went into the silent nvme; that it answers again is the evidence.
+    let back = Observation {
+        device: bdf("0000:01:00.0"),
+        register: Register::Identity,
+        before: u32::MAX,
+        after: 0x0010_1b36,
+    };
+    assert_eq!(done.evidence, [back]);
     assert_eq!(machine.peek("0000:01:00.0", 0x10), 0xfe80_0004);
 }
 

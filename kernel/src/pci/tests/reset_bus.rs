@@ -149,6 +149,35 @@ fn pci_reset_bus_that_changes_nothing_is_reported_and_restored() {
 }
 
 #[test]
+fn pci_reset_bus_that_resets_its_own_bridge_is_reported_and_the_bridge_restored() {
+    let mut machine = machine();
+    machine.route_by_bus_numbers();
+    let behaviour = ResetBehaviour {
+        bus_reset_resets_issuer: true,
+        ..ResetBehaviour::default()
+    };
+    machine.behave("0000:04:00.0", behaviour);
+    let what = Observation {
+        device: bdf("0000:04:00.0"),
+        register: Register::BusNumbers,
+        before: 0x0005_0504,
+        after: 0,
+    };
+    assert_eq!(
+        reset(&machine, "0000:05:01.0", approve_all),
+        Err(ResetError::CheckFailed {
+            method: ResetMethod::Bus,
+            what
+        })
+    );
+    // The pcie-pci-bridge got its bus numbers, window and Command back.
+    assert_eq!(machine.peek("0000:04:00.0", 0x18), 0x0005_0504);
+    assert_eq!(machine.peek("0000:04:00.0", 0x20), 0xfe50_fe40);
+    assert_eq!(machine.peek("0000:04:00.0", 0x04) & 0xffff, 0x07);
+    assert_eq!(machine.read32(bdf("0000:05:01.0"), 0x10), 0xfe40_0000);
+}
+
+#[test]
 fn pci_reset_bus_master_writes_command_and_keeps_status() {
     let mut machine = machine();
     // Status: capability list and a latched Received Master Abort (write-one-to-clear).

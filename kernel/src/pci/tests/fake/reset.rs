@@ -24,6 +24,8 @@ pub(in crate::pci::tests) struct ResetBehaviour {
     pub(in crate::pci::tests) flr_silences: bool,
     /// A bridge whose Secondary Bus Reset resets nothing.
     pub(in crate::pci::tests) bus_reset_ignored: bool,
+    /// A bridge whose Secondary Bus Reset also resets the bridge itself.
+    pub(in crate::pci::tests) bus_reset_resets_issuer: bool,
     /// After any reset the BARs no longer take writes.
     pub(in crate::pci::tests) reset_freezes_bars: bool,
     /// Every write is ignored.
@@ -174,8 +176,10 @@ pub(super) fn after_write(functions: &mut BTreeMap<Bdf, Function>, at: Bdf, offs
         && new & SECONDARY_BUS_RESET != 0
     {
         let buses = function.bytes[0x19]..=function.bytes[0x1a];
+        let itself = function.behaviour.bus_reset_resets_issuer;
         for (place, below) in functions.iter_mut() {
-            if place.segment() == at.segment() && buses.contains(&place.bus()) {
+            let under = place.segment() == at.segment() && buses.contains(&place.bus());
+            if under || (itself && *place == at) {
                 below.reset();
             }
         }
