@@ -8,6 +8,7 @@ pub mod bdf;
 pub mod dmar;
 pub mod engine;
 pub mod entries;
+pub mod group;
 pub mod paging;
 
 pub use bdf::Bdf;
