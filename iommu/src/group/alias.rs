@@ -6,7 +6,8 @@
 
 use alloc::vec::Vec;
 
-use super::topology::{Bus, PcieType, Topology, TopologyError};
+use super::error::TopologyError;
+use super::topology::{Bus, PcieType, Topology};
 use crate::Bdf;
 
 /// Conventional bridges that are really PCIe-to-PCI bridges without saying so (Linux's

@@ -16,6 +16,7 @@
 mod acs;
 mod alias;
 mod assign;
+mod error;
 mod topology;
 
 #[cfg(test)]
@@ -29,9 +30,8 @@ use crate::Bdf;
 pub use acs::{AcsFlags, REQUIRED_ACS, acs_control_to_enable};
 pub use alias::dma_aliases;
 pub use assign::compute_groups;
-pub use topology::{
-    AcsRegisters, BridgeBuses, Bus, DevfnSet, Function, PcieType, Topology, TopologyError,
-};
+pub use error::TopologyError;
+pub use topology::{AcsRegisters, BridgeBuses, Bus, DevfnSet, Function, PcieType, Topology};
 
 /// The number of an IOMMU group: 0, 1, ... in the order [`compute_groups`] created them,
 /// which is the order Linux numbers them in on the same machine.
