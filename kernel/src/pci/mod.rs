@@ -3,7 +3,8 @@
 //! [`enumerate()`] walks one segment through a [`ConfigAccess`] (the kernel's ECAM, or legacy
 //! port I/O limited to [`ConfigSpaceSize::Conventional`]) and returns every function it
 //! found as a [`PciDevice`], plus a [`Problem`] for everything the firmware or a device got
-//! wrong. [`device_line`] prints one line per function for the boot report.
+//! wrong. [`device_line`] prints one line per function for the boot report. [`groups`] turns
+//! the result into IOMMU groups.
 //!
 //! Nothing here uses `unsafe`: configuration space is reached only through the safe
 //! [`ConfigAccess`] trait, and every value read from it is checked before it steers the walk.
@@ -14,6 +15,7 @@ pub mod bar;
 pub mod capabilities;
 pub mod device;
 pub mod enumerate;
+pub mod groups;
 pub mod problem;
 pub mod report;
 
