@@ -10,6 +10,7 @@ extern crate alloc;
 mod dma_tests;
 mod entry;
 mod irq_tests;
+mod iommu_groups;
 mod multiboot2;
 mod pvh;
 mod remapping;
@@ -146,7 +147,9 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         }
     };
     let devices = moat_kernel::devices::publish(discover_pci(platform));
+    let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);
     let remapping_lines = remapping::bring_up(&options, platform.dmar.as_deref(), devices);
+    let group_lines = iommu_groups::report_lines(&groups);
 
     x86_64::instructions::interrupts::enable();
     if apic_info.is_some() {
@@ -170,6 +173,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         options: &options,
         devices,
         remapping: &remapping_lines,
+        groups: &group_lines,
     });
     moat_kernel::kprintln!("moat: ready");
 
@@ -238,6 +242,7 @@ fn discover_pci(platform: &acpi::platform::Platform) -> moat_kernel::pci::Enumer
         let found = enumerate(config, segment, first..=last, size);
         all.devices.extend(found.devices);
         all.problems.extend(found.problems);
+        all.root_buses.extend(found.root_buses);
     }
     all.devices.sort_by_key(|d| d.bdf);
     for problem in &all.problems {

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
 use moat_iommu::Bdf;
+use moat_iommu::group::Bus;
 use pci_types::HeaderType;
 
 use super::access::{ConfigAccess, ConfigAccessExt, ConfigSpaceSize};
@@ -41,6 +42,9 @@ pub struct Enumeration {
     pub devices: Vec<PciDevice>,
     /// Everything found wrong, sorted by [`Bdf`] (in discovery order for one function).
     pub problems: Vec<Problem>,
+    /// The bus each walk started from (one per segment range), in the order walked: the
+    /// root buses, which IOMMU grouping numbers groups by.
+    pub root_buses: Vec<Bus>,
 }
 
 impl Enumeration {
@@ -82,6 +86,7 @@ pub fn enumerate(
     if first > last {
         return result;
     }
+    result.root_buses.push(Bus::new(segment, first));
     let mut scanned = BusSet::default();
     scanned.insert(first);
     // Buses still to scan, each with the last bus number its bridge forwards.

@@ -4,8 +4,8 @@
 //! [`enumerate()`] walks one segment through a [`ConfigAccess`] (the kernel's ECAM, or legacy
 //! port I/O limited to [`ConfigSpaceSize::Conventional`]) and returns every function it
 //! found as a [`PciDevice`], plus a [`Problem`] for everything the firmware or a device got
-//! wrong. [`device_line`] prints one line per function for the boot report. [`reset`] resets
-//! a function when its owner releases it.
+//! wrong. [`device_line`] prints one line per function for the boot report. [`groups`] turns
+//! the result into IOMMU groups; [`reset`] resets a function when its owner releases it.
 //!
 //! Nothing here uses `unsafe`: configuration space is reached only through the safe
 //! [`ConfigAccess`] trait, and every value read from it is checked before it steers the walk.
@@ -16,6 +16,7 @@ pub mod bar;
 pub mod capabilities;
 pub mod device;
 pub mod enumerate;
+pub mod groups;
 pub mod msi;
 pub mod problem;
 pub mod report;
