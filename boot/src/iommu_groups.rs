@@ -28,7 +28,8 @@ pub(crate) fn discover(
     if units == 0 {
         return Err("no remapping unit described".into());
     }
-    let config = moat_kernel::ecam::config().ok_or("no configuration space access")?;
+    let config = moat_kernel::ecam::config_privileged(&crate::ROOT)
+        .ok_or("no configuration space access")?;
     let discovery =
         groups::discover(config, devices).map_err(|error| format!("topology rejected: {error}"))?;
     for function in &discovery.acs_not_enabled {

@@ -7,27 +7,31 @@
 
 extern crate alloc;
 
-mod dma_tests;
 mod entry;
-mod irq_tests;
 mod iommu_groups;
 mod multiboot2;
 mod pvh;
 mod remapping;
 mod report;
-mod reset_tests;
+mod scenarios;
 
 use moat_kernel::arch::exit::{ExitCode, exit};
 use moat_kernel::arch::{apic, gdt, interrupts, paging};
 use moat_kernel::boot_info::{BootInfo, Loader};
 use moat_kernel::memory::MemoryMap;
 use moat_kernel::memory::map::{Region, RegionKind};
-use moat_kernel::{acpi, cmdline, console, error, info, physmem, scenarios, time, warn};
+use moat_kernel::{acpi, cmdline, console, error, info, passthrough, physmem, time, warn};
 
 unsafe extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
 }
+
+/// The composition root's capability, for itself and its in-kernel scenarios.
+// SAFETY: this is the composition root; the capability never leaves the boot crate (drivers
+// get device handles, never this).
+pub(crate) static ROOT: moat_kernel::privilege::Privileged =
+    unsafe { moat_kernel::privilege::Privileged::assume() };
 
 /// Bytes of heap the kernel starts with.
 const HEAP_BYTES: u64 = 16 * 1024 * 1024;
@@ -148,8 +152,23 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     };
     let devices = moat_kernel::devices::publish(discover_pci(platform));
     let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);
-    let remapping_lines = remapping::bring_up(&options, platform.dmar.as_deref(), devices);
+    let mut remapping_lines = remapping::bring_up(
+        &options,
+        platform.dmar.as_deref(),
+        devices,
+        groups.as_ref().ok().copied(),
+    );
     let group_lines = iommu_groups::report_lines(&groups);
+    if moat_kernel::vtd::off_reason().is_none() {
+        let remapped_interrupts = moat_kernel::vtd::interrupt_remapping::status().is_ok();
+        match passthrough::init(&devices.devices, &options, remapped_interrupts) {
+            Ok(count) => info!("registry", "{count} device(s) registered, all blocked"),
+            Err(problem) => {
+                error!("registry", "no device registry: {problem:?}");
+                remapping_lines.push(alloc::format!("registry: none ({problem:?})"));
+            }
+        }
+    }
 
     x86_64::instructions::interrupts::enable();
     if apic_info.is_some() {
@@ -174,29 +193,13 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         devices,
         remapping: &remapping_lines,
         groups: &group_lines,
+        registry: &passthrough::registry_lines(),
     });
     moat_kernel::kprintln!("moat: ready");
 
     if let Some(name) = options.test.as_deref() {
         info!("test", "running scenario `{name}`");
-        let result = dma_tests::run(name)
-            .or_else(|| irq_tests::run(name))
-            .or_else(|| reset_tests::run(name))
-            .or_else(|| scenarios::run(name))
-            .unwrap_or_else(|| {
-                let known: alloc::vec::Vec<&str> = scenarios::SCENARIOS
-                    .iter()
-                    .chain(dma_tests::SCENARIOS)
-                    .chain(irq_tests::SCENARIOS)
-                    .chain(reset_tests::SCENARIOS)
-                    .map(|(n, _)| *n)
-                    .collect();
-                Err(alloc::format!(
-                    "unknown test scenario `{name}`; known: {}",
-                    known.join(", ")
-                ))
-            });
-        match result {
+        match scenarios::run(name) {
             Ok(()) => {
                 info!("test", "scenario `{name}` passed");
                 exit(ExitCode::Success)
@@ -214,6 +217,8 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     drop(map);
     drop(boot_info);
     loop {
+        // Deferred work (releases, fault routing) runs between interrupts, never inside one.
+        passthrough::settle();
         x86_64::instructions::hlt();
     }
 }

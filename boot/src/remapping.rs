@@ -1,21 +1,23 @@
-//! Wiring DMA remapping at boot: DMAR -> units, PCI discovery -> which unit translates each
-//! device and with which requester IDs, RMRRs -> identity maps; then the report lines. Any
+//! Wiring DMA remapping at boot: DMAR -> units, IOMMU groups -> which unit translates each
+//! group and with which requester IDs, RMRRs -> identity maps; then the report lines. Any
 //! failure turns remapping off with one clear line, and DMA isolation is recorded unavailable.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use moat_iommu::dmar::{self, Dmar, ResolvedScope};
+use moat_iommu::group::Groups;
 use moat_kernel::cmdline::CommandLine;
 use moat_kernel::pci::Enumeration;
-use moat_kernel::vtd::topology::{EnumeratedTopology, dma_sources};
-use moat_kernel::vtd::{self, Placement, ReservedRegion, UnitDescription};
+use moat_kernel::vtd::topology::EnumeratedTopology;
+use moat_kernel::vtd::{self, GroupPlacement, ReservedRegion, UnitDescription};
 
 /// Brings remapping up; returns the report lines.
 pub(crate) fn bring_up(
     options: &CommandLine,
     dmar_bytes: Option<&[u8]>,
     devices: &Enumeration,
+    groups: Option<&Groups>,
 ) -> Vec<String> {
     let mut lines = Vec::new();
     if options.iommu_off {
@@ -24,7 +26,11 @@ pub(crate) fn bring_up(
         match Dmar::parse(bytes) {
             Ok(table) => {
                 lines.extend(table.to_string().lines().map(|l| format!("dmar: {l}")));
-                if let Err(reason) = enable(options, &table, devices, &mut lines) {
+                let result = match groups {
+                    Some(groups) => enable(options, &table, devices, groups, &mut lines),
+                    None => Err("no IOMMU groups could be computed".into()),
+                };
+                if let Err(reason) = result {
                     vtd::turn_off(reason);
                 }
             }
@@ -45,6 +51,7 @@ fn enable(
     options: &CommandLine,
     table: &Dmar,
     devices: &Enumeration,
+    groups: &Groups,
     lines: &mut Vec<String>,
 ) -> Result<(), String> {
     let topology = EnumeratedTopology(devices);
@@ -60,18 +67,34 @@ fn enable(
     if units.is_empty() {
         return Err("the DMAR lists no remapping unit".into());
     }
-    let placements: Vec<Placement> = devices
-        .devices
-        .iter()
-        .filter_map(|device| {
-            let unit = dmar::unit_for_device(table, device.bdf, &topology)?;
-            Some(Placement {
-                bdf: device.bdf,
-                unit,
-                sources: dma_sources(devices, device.bdf),
-            })
-        })
-        .collect();
+    let mut placements: Vec<GroupPlacement> = Vec::new();
+    for group in groups.iter() {
+        let members = group.members();
+        let units: Vec<Option<usize>> = members
+            .iter()
+            .map(|bdf| dmar::unit_for_device(table, *bdf, &topology))
+            .collect();
+        let Some(first) = units.first().copied() else {
+            continue;
+        };
+        if units.iter().any(|unit| *unit != first) {
+            return Err(format!(
+                "iommu group {}: its devices are translated by different units ({units:?})",
+                group.id()
+            ));
+        }
+        let Some(unit) = first else { continue };
+        placements.push(GroupPlacement {
+            id: group.id().number() as u32,
+            unit,
+            members: members.to_vec(),
+            requester_ids: group
+                .requester_ids()
+                .iter()
+                .map(|bdf| bdf.requester_id())
+                .collect(),
+        });
+    }
     let mut reserved = Vec::new();
     for rmrr in table.reserved_memory() {
         let mut in_scope = Vec::new();
@@ -102,6 +125,10 @@ fn enable(
         });
     }
     let summary = vtd::init(options, &units, placements, reserved)?;
+    lines.push(format!(
+        "  domain IDs in use: {:?} (one blocking domain per unit)",
+        vtd::domain_ids_in_use()
+    ));
     for (index, (description, unit)) in summary.units.iter().enumerate() {
         let cap = unit.capability;
         let ecap = unit.extended;
@@ -158,13 +185,15 @@ fn enable(
     }
     for placement in &summary.blocked {
         let sources: Vec<String> = placement
-            .sources
+            .requester_ids
             .iter()
             .map(|s| format!("{:02x}:{:02x}.{}", s >> 8, (s >> 3) & 0x1f, s & 7))
             .collect();
+        let members: Vec<String> = placement.members.iter().map(ToString::to_string).collect();
         lines.push(format!(
-            "  blocked: {} (unit {}, requester IDs {})",
-            placement.bdf,
+            "  blocked: group {}: {} (unit {}, requester IDs {})",
+            placement.id,
+            members.join(" "),
             placement.unit,
             sources.join(" ")
         ));

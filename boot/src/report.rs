@@ -22,6 +22,7 @@ pub(crate) struct Report<'a> {
     pub(crate) devices: &'a moat_kernel::pci::Enumeration,
     pub(crate) remapping: &'a [alloc::string::String],
     pub(crate) groups: &'a [alloc::string::String],
+    pub(crate) registry: &'a [alloc::string::String],
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -39,7 +40,12 @@ pub(crate) fn print(report: &Report<'_>) {
     acpi(report.platform);
     timers(report);
     pci(report.devices);
-    for line in report.remapping.iter().chain(report.groups) {
+    for line in report
+        .remapping
+        .iter()
+        .chain(report.groups)
+        .chain(report.registry)
+    {
         kprintln!("{line}");
     }
     kprintln!(

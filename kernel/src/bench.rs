@@ -4,17 +4,17 @@
 //! `cargo xtask bench` collects; it asserts nothing about speed.
 
 use crate::arch::io;
+use crate::dma::DmaBuffer;
 use crate::vtd::hw::KernelTables;
-use crate::vtd::{self, Domain};
+use crate::vtd::{self, IoAddressSpace};
 use alloc::format;
 use alloc::string::String;
-use moat_iommu::entries::{Access, Iova, PageSize, PhysAddr};
+use alloc::vec::Vec;
+use moat_iommu::entries::Access;
 use moat_iommu::paging::TableMemory;
 
 const PAGES_4K: u64 = 1024;
-const PAGES_2M: u64 = 64;
-const BASE_4K: u64 = 0x1000_0000;
-const BASE_2M: u64 = 0x4000_0000;
+const PAGES_2M: u64 = 16;
 
 fn cycles_to_ns(cycles: u64) -> f64 {
     cycles as f64 * 1e9 / crate::time::tsc_hz().max(1) as f64
@@ -32,19 +32,25 @@ fn err(e: impl core::fmt::Debug) -> String {
     format!("{e:?}")
 }
 
-/// Runs the benchmark on the first remapping unit.
+/// Runs the benchmark on an address space of the first unit, attached to the first placed
+/// group so that every change is invalidated as it would be for a device.
 pub fn run() -> Result<(), String> {
     if let Some(reason) = vtd::off_reason() {
         return Err(format!("DMA remapping is off ({reason})"));
     }
-    let mut domain = Domain::new(0).map_err(err)?;
-    let phys = crate::dma::DmaBuffer::new(2 << 20, 2 << 20)
-        .map_err(err)?
-        .phys();
-    let phys = PhysAddr::new(phys).map_err(err)?;
+    let space = IoAddressSpace::new(48).map_err(err)?;
+    let group = crate::devices::all()
+        .and_then(|all| all.devices.iter().find_map(|d| vtd::group_of(d.bdf)))
+        .ok_or("no IOMMU group to attach the benchmark's address space to")?;
+    vtd::groups::attach(group, &space).map_err(err)?;
+    let result = measure(&space);
+    vtd::groups::detach(group).map_err(err)?;
+    result
+}
 
+fn measure(space: &IoAddressSpace) -> Result<(), String> {
     // Baseline: plain stores into a table frame through the same memory path the tables use.
-    let mut tables = KernelTables { coherent: false };
+    let mut tables = KernelTables::new(false);
     let frame = tables.alloc_table().map_err(err)?;
     let stores = 4096u64;
     let start = io::rdtsc();
@@ -57,18 +63,15 @@ pub fn run() -> Result<(), String> {
         "bench: name=raw-store ops={stores} ns_per_op={store_ns:.1} ratio_to_store=1.00"
     );
 
-    let iova = |base: u64, i: u64, size: u64| Iova::new(base + i * size).map_err(err);
-    for (label, size, count, base) in [
-        ("4k", PageSize::Size4K, PAGES_4K, BASE_4K),
-        ("2m", PageSize::Size2M, PAGES_2M, BASE_2M),
-    ] {
-        let bytes = size.bytes();
+    for (label, bytes, count) in [("4k", 4096u64, PAGES_4K), ("2m", 2 << 20, PAGES_2M)] {
+        let mut buffers = Vec::new();
+        for _ in 0..count {
+            buffers.push(DmaBuffer::new(bytes, bytes).map_err(err)?);
+        }
         let start = io::rdtsc();
-        for i in 0..count {
-            let flush = domain
-                .map(iova(base, i, bytes)?, phys, size, Access::ReadWrite)
-                .map_err(err)?;
-            domain.complete_map(flush).map_err(err)?;
+        let mut iovas = Vec::new();
+        for buffer in buffers.drain(..) {
+            iovas.push(space.map(buffer, Access::ReadWrite).map_err(err)?);
         }
         report(
             &format!("map-{label}"),
@@ -78,11 +81,8 @@ pub fn run() -> Result<(), String> {
         );
         let before = vtd::invalidations();
         let start = io::rdtsc();
-        for i in 0..count {
-            let flush = domain
-                .unmap(iova(base, i, bytes)?..iova(base, i + 1, bytes)?)
-                .map_err(err)?;
-            domain.complete_unmap(flush).map_err(err)?;
+        for iova in iovas.drain(..) {
+            buffers.push(space.unmap(iova).map_err(err)?);
         }
         report(
             &format!("unmap-{label}"),
@@ -91,25 +91,20 @@ pub fn run() -> Result<(), String> {
             store_ns,
         );
         let one_by_one = vtd::invalidations() - before;
-        // The same pages again, unmapped as one batch.
-        for i in 0..count {
-            let flush = domain
-                .map(iova(base, i, bytes)?, phys, size, Access::ReadWrite)
-                .map_err(err)?;
-            domain.complete_map(flush).map_err(err)?;
+        // The same buffers again, unmapped as one batch.
+        for buffer in buffers.drain(..) {
+            iovas.push(space.map(buffer, Access::ReadWrite).map_err(err)?);
         }
         let before = vtd::invalidations();
         let start = io::rdtsc();
-        let flush = domain
-            .unmap(iova(base, 0, bytes)?..iova(base, count, bytes)?)
-            .map_err(err)?;
-        domain.complete_unmap(flush).map_err(err)?;
+        let back = space.unmap_many(&iovas).map_err(err)?;
         report(
             &format!("unmap-{label}-batched"),
             count,
             io::rdtsc() - start,
             store_ns,
         );
+        drop(back);
         let batched = vtd::invalidations() - before;
         let pages = count * bytes / 4096;
         crate::kprintln!(

@@ -33,7 +33,33 @@ pub const OPTIONS: &[(&str, &str)] = &[
         "iommu.invalidation=register|queued",
         "VT-d invalidation interface; default queued where the unit has ECAP.QI",
     ),
+    (
+        "iommu.fault_limit=N/MSms",
+        "quarantine a bound device after N DMA faults within MS milliseconds (default 8/1000ms)",
+    ),
+    (
+        "iommu.allow_unsafe_interrupts",
+        "without interrupt remapping, still let owners bind devices that use MSI/MSI-X",
+    ),
 ];
+
+/// The fault policy: quarantine after `count` faults within `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultLimit {
+    /// Faults tolerated inside the window (the next one quarantines).
+    pub count: u32,
+    /// The window in milliseconds.
+    pub window_ms: u32,
+}
+
+impl Default for FaultLimit {
+    fn default() -> Self {
+        Self {
+            count: 8,
+            window_ms: 1000,
+        }
+    }
+}
 
 /// `iommu.invalidation=`: which VT-d invalidation interface to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +83,10 @@ pub struct CommandLine {
     pub iommu_off: bool,
     /// `iommu.invalidation=`: the requested invalidation interface (None: the default).
     pub invalidation: Option<InvalidationChoice>,
+    /// `iommu.fault_limit`: when a bound device is quarantined for faulting.
+    pub fault_limit: FaultLimit,
+    /// `iommu.allow_unsafe_interrupts`: MSI devices may be bound without interrupt remapping.
+    pub allow_unsafe_interrupts: bool,
     /// Everything that was wrong with the line, in the order it was found.
     pub problems: Vec<Problem>,
 }
@@ -169,6 +199,11 @@ impl CommandLine {
                     }
                 })
             }
+            "iommu.fault_limit" => self.fault_limit = fault_limit(value)?,
+            "iommu.allow_unsafe_interrupts" => {
+                no_value(value, "iommu.allow_unsafe_interrupts takes no value")?;
+                self.allow_unsafe_interrupts = true;
+            }
             "" => return Err(Rejection::Malformed("option name must not be empty")),
             _ => return Err(Rejection::Unknown),
         }
@@ -210,3 +245,18 @@ fn log_level(value: Option<&str>) -> Result<Level, Rejection> {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses `N/MSms`, both positive.
+fn fault_limit(value: Option<&str>) -> Result<FaultLimit, Rejection> {
+    const WHY: &str = "iommu.fault_limit takes N/MSms with N and MS positive, e.g. 8/1000ms";
+    let (count, window) = value
+        .and_then(|v| v.split_once('/'))
+        .ok_or(Rejection::Malformed(WHY))?;
+    let window = window.strip_suffix("ms").ok_or(Rejection::Malformed(WHY))?;
+    let count: u32 = count.parse().map_err(|_| Rejection::Malformed(WHY))?;
+    let window_ms: u32 = window.parse().map_err(|_| Rejection::Malformed(WHY))?;
+    if count == 0 || window_ms == 0 {
+        return Err(Rejection::Malformed(WHY));
+    }
+    Ok(FaultLimit { count, window_ms })
+}

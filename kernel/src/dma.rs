@@ -1,15 +1,17 @@
 //! DMA buffers and device register windows: the safe surface drivers use. A buffer is
 //! physically contiguous, zeroed RAM accessed with volatile reads and writes (a device may
-//! change it at any time); a register window is one BAR of one device, bounds-checked.
+//! change it at any time); a register window is one BAR of one device, bounds-checked, and
+//! only the passthrough layer (a bound device handle) makes one.
 
 use crate::arch::io::{self, Mmio};
 use crate::physmem::{self, PhysmemError};
 
 /// Physically contiguous memory for device DMA.
 ///
-/// Its frames are never returned to the allocator: a device may still hold its address (or an
-/// IOVA translating to it) in a register, so reusing the memory could let stale DMA corrupt a
-/// new owner. The passthrough API will release buffers once their mappings are gone.
+/// A device reaches a buffer only through an IOVA of an address space it is mapped into; while
+/// mapped, the address space holds it, and `unmap` hands it back only after the IOTLB
+/// invalidation completed. So whoever holds a `DmaBuffer` holds memory no device can reach, and
+/// dropping it returns the frames to the allocator.
 #[derive(Debug)]
 pub struct DmaBuffer {
     phys: u64,
@@ -37,8 +39,9 @@ impl DmaBuffer {
         })
     }
 
-    /// Physical address of the first byte.
-    pub fn phys(&self) -> u64 {
+    /// Physical address of the first byte, for reports and tests. Nothing takes a physical
+    /// address back: devices are given IOVAs from an address space.
+    pub fn physical_address(&self) -> u64 {
         self.phys
     }
 
@@ -88,6 +91,16 @@ impl DmaBuffer {
     }
 }
 
+impl Drop for DmaBuffer {
+    fn drop(&mut self) {
+        for frame in (self.phys..self.phys + self.len).step_by(4096) {
+            if let Err(error) = physmem::free(frame) {
+                crate::error!("dma", "freeing buffer frame {frame:#x}: {error:?}");
+            }
+        }
+    }
+}
+
 /// One device BAR, mapped uncached, with bounds-checked register access.
 #[derive(Debug)]
 pub struct RegisterWindow {
@@ -96,10 +109,21 @@ pub struct RegisterWindow {
 }
 
 impl RegisterWindow {
-    /// Maps `[base, base+len)` (a memory BAR the caller took from the device's config space).
-    pub fn map(base: u64, len: u64) -> Result<Self, crate::arch::paging::PagingError> {
+    /// Maps `[base, base+len)`: a memory BAR the passthrough layer took from the device's
+    /// config space for the handle that owns the device.
+    pub(crate) fn map(base: u64, len: u64) -> Result<Self, crate::arch::paging::PagingError> {
         crate::arch::paging::map_mmio(base, len)?;
         Ok(Self { base, len })
+    }
+
+    /// Maps `[base, base+len)` for the composition root (its scenarios poke devices that no
+    /// owner holds).
+    pub fn map_privileged(
+        _root: &crate::privilege::Privileged,
+        base: u64,
+        len: u64,
+    ) -> Result<Self, crate::arch::paging::PagingError> {
+        Self::map(base, len)
     }
 
     fn at(&self, offset: u64, width: u64) -> Result<usize, OutOfBounds> {

@@ -166,7 +166,14 @@ pub fn publish(config: ConfigSpace) -> &'static ConfigSpace {
     CONFIG.call_once(|| config)
 }
 
-/// The config space published at boot.
-pub fn config() -> Option<&'static ConfigSpace> {
+/// The config space published at boot, for the kernel's own services (enumeration, the
+/// registry, reset), which enforce the ownership rules themselves.
+pub(crate) fn config() -> Option<&'static ConfigSpace> {
+    CONFIG.get()
+}
+
+/// The config space published at boot, for the composition root: raw access to every
+/// function, so it takes the root's capability.
+pub fn config_privileged(_root: &crate::privilege::Privileged) -> Option<&'static ConfigSpace> {
     CONFIG.get()
 }

@@ -82,8 +82,9 @@ pub fn allocate_contiguous(count: usize, align_frames: usize) -> Result<u64, Phy
     Ok(frame.start())
 }
 
-/// Returns a frame to the allocator.
-pub fn free(address: u64) -> Result<(), PhysmemError> {
+/// Returns a frame to the allocator. Only the owners of frames (DMA buffers, table memory)
+/// call it, when no one can reach the frame any more.
+pub(crate) fn free(address: u64) -> Result<(), PhysmemError> {
     let frame = Frame::from_start(address).ok_or(PhysmemError::Frames(FrameError::NotManaged))?;
     FRAMES
         .lock()

@@ -32,7 +32,7 @@ pub(crate) fn run(kernel: &Path, out_dir: &Path) -> Result<std::path::PathBuf, S
             image: kernel.to_path_buf(),
             cmdline: format!("test=bench-vtd iommu.invalidation={invalidation}"),
         };
-        let command = qemu::command(&Machine::minimal(), &boot, Firmware::Bios);
+        let command = qemu::command(&Machine::dma(""), &boot, Firmware::Bios);
         let result = moat_tests::run(command, qemu::KERNEL_TIMEOUT).map_err(|e| e.to_string())?;
         if !result.outcome.is_success() {
             return Err(format!(

@@ -168,6 +168,35 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// The ownership test machine: an edu alone below each of two root ports (separate,
+    /// resettable groups), and two edus behind a PCIe-to-PCI bridge (one group, one alias).
+    pub(crate) fn ownership() -> Self {
+        let devices = [
+            "-device",
+            "pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x2",
+            "-device",
+            "edu,bus=rp1,addr=0",
+            "-device",
+            "pcie-root-port,id=rp2,chassis=2,slot=2,addr=0x3",
+            "-device",
+            "edu,bus=rp2,addr=0",
+            "-device",
+            "pcie-root-port,id=rp3,chassis=3,slot=3,addr=0x5",
+            "-device",
+            "pcie-pci-bridge,id=br1,bus=rp3",
+            "-device",
+            "edu,bus=br1,addr=1",
+            "-device",
+            "edu,bus=br1,addr=2",
+        ];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Builds the QEMU command for `machine` booted by `boot` under `firmware`.
 pub(crate) fn command(machine: &Machine, boot: &Boot, firmware: Firmware) -> Command {
     let mut command = Command::new("qemu-system-x86_64");

@@ -156,6 +156,20 @@ impl<R: EduRegisters> Edu<R> {
         completion: Completion,
         now_us: &dyn Fn() -> u64,
     ) -> Result<(), EduError> {
+        self.start(direction, iova, device_offset, len, completion)?;
+        self.wait(now_us)
+    }
+
+    /// Programs and starts a transfer without waiting for it (the model runs it about 100 ms
+    /// later). Checks the same limits as [`transfer`](Self::transfer).
+    pub fn start(
+        &mut self,
+        direction: Direction,
+        iova: u64,
+        device_offset: u16,
+        len: u16,
+        completion: Completion,
+    ) -> Result<(), EduError> {
         let device_address = BUFFER_BASE + u64::from(device_offset);
         if len == 0 || len > MAX_TRANSFER || device_address + u64::from(len) > BUFFER_LIMIT {
             return Err(EduError::BadTransfer { device_offset, len });
@@ -175,6 +189,11 @@ impl<R: EduRegisters> Edu<R> {
             Completion::Interrupt => command | COMMAND_INTERRUPT,
         };
         self.registers.write64(reg::DMA_COMMAND, command);
+        Ok(())
+    }
+
+    /// Waits for a started transfer to finish, within [`TRANSFER_BUDGET_US`].
+    pub fn wait(&mut self, now_us: &dyn Fn() -> u64) -> Result<(), EduError> {
         let start = now_us();
         while self.busy() {
             if now_us().saturating_sub(start) > TRANSFER_BUDGET_US {

@@ -371,6 +371,11 @@ impl<R: Registers> RemappingUnit<R> {
         Ok(())
     }
 
+    /// The root table's frame, once translation was set up.
+    pub fn root_table(&self) -> Option<PhysAddr> {
+        self.root
+    }
+
     /// The context entry for `source`, if its bus has a context table.
     pub fn context_entry(
         &self,

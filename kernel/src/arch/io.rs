@@ -5,14 +5,15 @@
 use core::marker::PhantomData;
 use x86_64::instructions::port::Port;
 
-/// Reads a byte from an I/O port.
-pub fn inb(port: u16) -> u8 {
+/// Reads a byte from an I/O port. Port I/O reaches any device (PCI config space through
+/// 0xcf8/0xcfc among them), so it is the kernel's alone.
+pub(crate) fn inb(port: u16) -> u8 {
     // SAFETY: port reads have no memory-safety effect; callers own the device semantics.
     unsafe { Port::<u8>::new(port).read() }
 }
 
 /// Writes a byte to an I/O port.
-pub fn outb(port: u16, value: u8) {
+pub(crate) fn outb(port: u16, value: u8) {
     // SAFETY: the kernel owns every legacy port it touches (PIT, PIC, debug-exit); a port write
     // cannot break Rust's memory model.
     unsafe { Port::<u8>::new(port).write(value) }
@@ -25,13 +26,13 @@ pub fn outw(port: u16, value: u16) {
 }
 
 /// Reads a 32-bit value from an I/O port.
-pub fn inl(port: u16) -> u32 {
+pub(crate) fn inl(port: u16) -> u32 {
     // SAFETY: as for `inb`.
     unsafe { Port::<u32>::new(port).read() }
 }
 
 /// Writes a 32-bit value to an I/O port.
-pub fn outl(port: u16, value: u32) {
+pub(crate) fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
     unsafe { Port::<u32>::new(port).write(value) }
 }

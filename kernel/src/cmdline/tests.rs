@@ -175,6 +175,7 @@ fn every_option_is_documented_and_parses() {
             "log=LEVEL" => "log=debug".to_string(),
             "iommu=on|off" => "iommu=off".to_string(),
             "iommu.invalidation=register|queued" => "iommu.invalidation=queued".to_string(),
+            "iommu.fault_limit=N/MSms" => "iommu.fault_limit=8/1000ms".to_string(),
             other => other.to_string(),
         };
         assert!(example.starts_with(key));
@@ -272,4 +273,37 @@ fn iommu_options() {
         line.problems[2].to_string(),
         "unknown option `iommu.invalidate=queued`"
     );
+}
+
+#[test]
+fn fault_limit_and_unsafe_interrupts() {
+    let parsed = parse("iommu.fault_limit=3/250ms iommu.allow_unsafe_interrupts");
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    assert_eq!(
+        parsed.fault_limit,
+        FaultLimit {
+            count: 3,
+            window_ms: 250
+        }
+    );
+    assert!(parsed.allow_unsafe_interrupts);
+    let defaults = parse("");
+    assert_eq!(defaults.fault_limit, FaultLimit::default());
+    assert!(!defaults.allow_unsafe_interrupts);
+    for bad in [
+        "iommu.fault_limit",
+        "iommu.fault_limit=3",
+        "iommu.fault_limit=0/10ms",
+        "iommu.fault_limit=3/0ms",
+        "iommu.fault_limit=3/10",
+        "iommu.fault_limit=x/10ms",
+        "iommu.allow_unsafe_interrupts=yes",
+    ] {
+        let parsed = parse(bad);
+        assert!(
+            matches!(parsed.problems.as_slice(), [Problem::Malformed { .. }]),
+            "{bad}: {:?}",
+            parsed.problems
+        );
+    }
 }

@@ -224,8 +224,7 @@ mod tests {
         fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
             let aligned = offset & !3;
             let shift = u32::from(offset & 2) * 8;
-            let merged =
-                (self.dword(aligned) & !(0xffff << shift)) | (u32::from(value) << shift);
+            let merged = (self.dword(aligned) & !(0xffff << shift)) | (u32::from(value) << shift);
             self.write32(bdf, aligned, merged);
         }
     }

@@ -26,19 +26,35 @@ const RECENT_SLOTS: usize = 16;
 type Ring = ([Option<(u16, FaultRecord)>; RECENT_SLOTS], usize);
 static RECENT: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
 
+/// Records waiting to be routed to the owners of their sources (the registry's deferred work
+/// takes them); a full queue counts what it drops.
+static ROUTING: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
+static ROUTING_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Takes the records waiting to be routed, oldest first.
+pub fn take_for_routing() -> alloc::vec::Vec<(u16, FaultRecord)> {
+    x86_64::instructions::interrupts::without_interrupts(|| take_ring(&mut ROUTING.lock()))
+}
+
+/// Faults that could not be routed because the routing queue was full.
+pub fn routing_dropped() -> u64 {
+    ROUTING_DROPPED.load(Ordering::Relaxed)
+}
+
+fn take_ring(ring: &mut Ring) -> alloc::vec::Vec<(u16, FaultRecord)> {
+    let (slots, next) = ring;
+    let mut out = alloc::vec::Vec::new();
+    for i in 0..RECENT_SLOTS {
+        if let Some(entry) = slots[(*next + i) % RECENT_SLOTS].take() {
+            out.push(entry);
+        }
+    }
+    out
+}
+
 /// Takes (and forgets) the recent fault records, oldest first.
 pub fn take_recent() -> alloc::vec::Vec<(u16, FaultRecord)> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut recent = RECENT.lock();
-        let (slots, next) = &mut *recent;
-        let mut out = alloc::vec::Vec::new();
-        for i in 0..RECENT_SLOTS {
-            if let Some(entry) = slots[(*next + i) % RECENT_SLOTS].take() {
-                out.push(entry);
-            }
-        }
-        out
-    })
+    x86_64::instructions::interrupts::without_interrupts(|| take_ring(&mut RECENT.lock()))
 }
 
 /// Fault-event interrupts taken since boot.
@@ -120,6 +136,13 @@ pub fn drain_all() -> usize {
             x86_64::instructions::interrupts::without_interrupts(|| {
                 let mut recent = RECENT.lock();
                 let (slots, next) = &mut *recent;
+                slots[*next] = Some((*segment, record));
+                *next = (*next + 1) % RECENT_SLOTS;
+                let mut routing = ROUTING.lock();
+                let (slots, next) = &mut *routing;
+                if slots[*next].is_some() {
+                    ROUTING_DROPPED.fetch_add(1, Ordering::Relaxed);
+                }
                 slots[*next] = Some((*segment, record));
                 *next = (*next + 1) % RECENT_SLOTS;
             });

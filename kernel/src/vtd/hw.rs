@@ -10,7 +10,7 @@ use moat_iommu::paging::{OutOfMemory, TableMemory};
 
 /// A unit's register window, mapped uncached by `vtd::init` before any access.
 #[derive(Clone, Copy, Debug)]
-pub struct MmioRegisters {
+pub(crate) struct MmioRegisters {
     base: usize,
 }
 
@@ -21,7 +21,7 @@ impl MmioRegisters {
     ///
     /// `base` must be a VT-d unit's register page, identity-mapped uncached, used by nothing
     /// but the remapping code.
-    pub const unsafe fn new(base: u64) -> Self {
+    pub(crate) const unsafe fn new(base: u64) -> Self {
         Self {
             base: base as usize,
         }
@@ -50,11 +50,20 @@ impl Registers for MmioRegisters {
     }
 }
 
-/// Remapping-table frames from the kernel's frame allocator.
+/// Remapping-table frames from the kernel's frame allocator. Only the remapping code makes
+/// one: its `write` stores to whatever frame it is given, so it must never be reachable from
+/// outside the kernel's VT-d module.
 #[derive(Clone, Copy, Debug)]
-pub struct KernelTables {
+pub(crate) struct KernelTables {
     /// ECAP.C: the unit snoops CPU caches, so no flushes are needed.
-    pub coherent: bool,
+    coherent: bool,
+}
+
+impl KernelTables {
+    /// Table memory for a unit that does (`coherent`) or does not snoop CPU caches.
+    pub(crate) const fn new(coherent: bool) -> Self {
+        Self { coherent }
+    }
 }
 
 impl TableMemory for KernelTables {
@@ -95,7 +104,7 @@ impl TableMemory for KernelTables {
 
 /// The monotonic clock.
 #[derive(Clone, Copy, Debug)]
-pub struct KernelClock;
+pub(crate) struct KernelClock;
 
 impl Clock for KernelClock {
     fn now_us(&self) -> u64 {

@@ -168,12 +168,17 @@ fn allocate_in(
     vector: &DeviceVector,
     apic_id: u8,
 ) -> Result<(usize, InterruptIndex, SourceValidation), InterruptError> {
-    let placement = state
-        .devices
+    let group = state
+        .device_groups
         .get(&device)
         .ok_or(InterruptError::NotTranslated(device))?;
-    let unit_index = placement.unit;
-    let source = source_validation(&placement.sources).ok_or(InterruptError::NoSource(device))?;
+    let unit_index = state.groups[group].unit;
+    // The requester IDs this device's messages may carry: its own, then the bridge aliases
+    // above it (the MSI requester ID follows the DMA alias rules, facts B.1).
+    let sources = crate::devices::all()
+        .map(|all| super::topology::dma_sources(all, device))
+        .ok_or(InterruptError::NotTranslated(device))?;
+    let source = source_validation(&sources).ok_or(InterruptError::NoSource(device))?;
     let interrupt = RemappedInterrupt::fixed(vector.interrupt_vector(), apic_id, source);
     let unit = &mut state.units[unit_index];
     let mut tables = TABLES.lock();

@@ -1,13 +1,16 @@
 //! DMA remapping on the running machine: brings up every DRHD unit from the DMAR, points every
-//! device (and every requester ID it may use: its DMA aliases) at a blocking domain, reports
-//! faults, and lets the kernel create domains, map and unmap memory in them and attach devices.
+//! IOMMU group (every requester ID its devices may use, aliases included) at a blocking domain,
+//! reports faults, and gives the ownership layer address spaces to attach groups to.
 //! If remapping cannot be enabled (no or bad DMAR, a unit that does not answer, `iommu=off`),
 //! the reason is recorded and DMA isolation is unavailable.
 
-mod domain;
+mod address_space;
+mod domain_ids;
 pub mod faults;
-pub mod hw;
+pub(crate) mod groups;
+pub(crate) mod hw;
 pub mod interrupt_remapping;
+mod iova;
 pub mod topology;
 
 use crate::cmdline::{CommandLine, InvalidationChoice};
@@ -16,29 +19,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
+use domain_ids::DomainIds;
+use groups::{GroupContext, point_group};
 use hw::{KernelClock, KernelTables, MmioRegisters};
 use moat_iommu::Bdf;
 use moat_iommu::engine::{InvalidationMode, RemappingUnit, UnitSummary};
-use moat_iommu::entries::{
-    Access, ContextEntry, ContextTranslation, DomainId, FaultProcessing, Iova, PageSize, PhysAddr,
-    SourceId,
-};
+use moat_iommu::entries::{ContextEntry, ContextTranslation, DomainId, FaultProcessing};
 use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
 
-pub use domain::Domain;
-
-/// A device the remapping code must place: its BDF, the unit that translates for it, and every
-/// requester ID its DMA may carry (its own, then aliases from bridges above it).
-#[derive(Clone, Debug)]
-pub struct Placement {
-    /// The device.
-    pub bdf: Bdf,
-    /// Index of its unit in the DMAR's DRHD list.
-    pub unit: usize,
-    /// Requester IDs, own first.
-    pub sources: Vec<u16>,
-}
+pub use address_space::{IoAddressSpace, MapFailure, SpaceStats};
+pub use groups::{
+    GroupPlacement, attachment, group_of, group_of_requester, members, requester_ids,
+};
 
 /// A remapping unit as the DMAR describes it.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +72,16 @@ pub enum VtdError {
     Map(MapError),
     /// An unmap was refused.
     Unmap(UnmapError),
+    /// No group with this number is placed on a unit.
+    NoSuchGroup(u32),
+    /// The group is attached to an address space already (detach first).
+    AlreadyAttached(u32),
+    /// The address space has no room for the buffer below its DMA limit.
+    NoIovaSpace,
+    /// Nothing is mapped at that IOVA.
+    NotMapped,
+    /// Two groups claim one requester ID (the group computation and the alias walk disagree).
+    SharedRequesterId(u16),
 }
 
 pub(crate) struct Unit {
@@ -87,12 +90,13 @@ pub(crate) struct Unit {
     tables: KernelTables,
     blocking: PageTable<KernelTables>,
     blocking_id: DomainId,
+    domain_ids: DomainIds,
 }
 
 pub(crate) struct State {
     units: Vec<Unit>,
-    next_domain: u16,
-    devices: BTreeMap<Bdf, Placement>,
+    groups: BTreeMap<u32, GroupContext>,
+    device_groups: BTreeMap<Bdf, u32>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -103,8 +107,8 @@ static OFF_REASON: spin::Once<String> = spin::Once::new();
 pub struct Summary {
     /// Per unit: base, segment and engine summary.
     pub units: Vec<(UnitDescription, UnitSummary)>,
-    /// Devices placed in the blocking domain, with their requester IDs.
-    pub blocked: Vec<Placement>,
+    /// Groups placed in the blocking domain, with their requester IDs.
+    pub blocked: Vec<GroupPlacement>,
     /// RMRR identity maps made.
     pub identity_mapped: Vec<ReservedRegion>,
 }
@@ -142,15 +146,6 @@ pub fn turn_off(reason: String) {
     OFF_REASON.call_once(|| reason);
 }
 
-pub(crate) fn allocate_domain(
-    next: &mut u16,
-    limit: moat_iommu::entries::DomainLimit,
-) -> Result<DomainId, VtdError> {
-    let id = DomainId::new(*next, limit).map_err(|_| VtdError::NoDomainIds)?;
-    *next += 1;
-    Ok(id)
-}
-
 pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> ContextEntry {
     let Ok(entry) = ContextEntry::new(
         ContextTranslation::MultiLevel {
@@ -165,23 +160,23 @@ pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> 
     entry
 }
 
-/// Brings up remapping. `units` come from the DMAR's DRHDs, `placements` say which unit
-/// translates for each device and with which requester IDs.
+/// Brings up remapping. `units` come from the DMAR's DRHDs, `groups` say which unit translates
+/// for each IOMMU group and with which requester IDs.
 ///
 /// On any failure every unit already enabled is turned off again, so "remapping off" is
 /// true of the whole machine, and the reason is returned.
 pub fn init(
     options: &CommandLine,
     units: &[UnitDescription],
-    placements: Vec<Placement>,
+    groups: Vec<GroupPlacement>,
     reserved: Vec<ReservedRegion>,
 ) -> Result<Summary, String> {
     let mut state = State {
         units: Vec::new(),
-        next_domain: 1,
-        devices: BTreeMap::new(),
+        groups: BTreeMap::new(),
+        device_groups: BTreeMap::new(),
     };
-    let mut summary = match bring_up(options, units, placements, &mut state) {
+    let mut summary = match bring_up(options, units, groups, &mut state) {
         Ok(summary) => summary,
         Err(reason) => {
             abandon(state);
@@ -190,16 +185,22 @@ pub fn init(
     };
     *STATE.lock() = Some(state);
     for region in reserved {
-        if let Err(error) = identity_map_reserved(&region) {
-            if let Some(state) = STATE.lock().take() {
-                abandon(state);
+        match identity_map_reserved(&region) {
+            Ok(mapped) if mapped.is_empty() => {}
+            Ok(mapped) => summary.identity_mapped.push(ReservedRegion {
+                range: region.range.clone(),
+                devices: mapped,
+            }),
+            Err(error) => {
+                if let Some(state) = STATE.lock().take() {
+                    abandon(state);
+                }
+                return Err(format!(
+                    "RMRR {:#x}..{:#x}: {error:?}",
+                    region.range.start, region.range.end
+                ));
             }
-            return Err(format!(
-                "RMRR {:#x}..{:#x}: {error:?}",
-                region.range.start, region.range.end
-            ));
         }
-        summary.identity_mapped.push(region);
     }
     Ok(summary)
 }
@@ -217,11 +218,11 @@ fn abandon(mut state: State) {
     }
 }
 
-/// Enables every unit, blocks every placed device and installs fault reporting.
+/// Enables every unit, blocks every placed group and installs fault reporting.
 fn bring_up(
     options: &CommandLine,
     units: &[UnitDescription],
-    placements: Vec<Placement>,
+    groups: Vec<GroupPlacement>,
     state: &mut State,
 ) -> Result<Summary, String> {
     let clock = KernelClock;
@@ -245,13 +246,13 @@ fn bring_up(
             None if engine.extended_capability().queued_invalidation() => InvalidationMode::Queued,
             None => InvalidationMode::Register,
         };
-        let mut tables = KernelTables {
-            coherent: engine.extended_capability().coherent(),
-        };
+        let mut tables = KernelTables::new(engine.extended_capability().coherent());
         let blocking = PageTable::new(tables, engine.geometry(), engine.superpages())
             .map_err(|_| format!("unit {index}: no frame for the blocking domain"))?;
-        let blocking_id = allocate_domain(&mut state.next_domain, engine.domain_limit())
-            .map_err(|e| format!("{e:?}"))?;
+        let mut domain_ids = DomainIds::new(engine.domain_limit());
+        let blocking_id = domain_ids.allocate().ok_or(format!(
+            "unit {index}: no domain ID for the blocking domain"
+        ))?;
         engine.enable(&mut tables, &clock, mode).map_err(|e| {
             format!(
                 "unit {index} at {:#x}: enabling translation: {e}",
@@ -264,6 +265,7 @@ fn bring_up(
             tables,
             blocking,
             blocking_id,
+            domain_ids,
         });
     }
     let mut summary = Summary {
@@ -271,13 +273,37 @@ fn bring_up(
         blocked: Vec::new(),
         identity_mapped: Vec::new(),
     };
-    for placement in placements {
+    let mut owners: BTreeMap<u16, u32> = BTreeMap::new();
+    for placement in groups {
         if placement.unit >= state.units.len() {
             continue;
         }
-        state.devices.insert(placement.bdf, placement.clone());
-        point_device(state, placement.bdf, Target::Blocking)
-            .map_err(|e| format!("blocking {}: {e:?}", placement.bdf))?;
+        for &rid in &placement.requester_ids {
+            if let Some(other) = owners.insert(rid, placement.id) {
+                return Err(format!(
+                    "groups {other} and {} both use requester ID {rid:#06x}: {:?}",
+                    placement.id,
+                    VtdError::SharedRequesterId(rid)
+                ));
+            }
+        }
+        for &bdf in &placement.members {
+            state.device_groups.insert(bdf, placement.id);
+        }
+        state.groups.insert(
+            placement.id,
+            GroupContext {
+                unit: placement.unit,
+                members: placement.members.clone(),
+                requester_ids: placement.requester_ids.clone(),
+                attached: None,
+                reserved_memory: false,
+            },
+        );
+        let unit = &state.units[placement.unit];
+        let blocking = context_for(&unit.blocking, unit.blocking_id);
+        point_group(state, placement.id, blocking)
+            .map_err(|e| format!("blocking group {}: {e:?}", placement.id))?;
         summary.blocked.push(placement);
     }
     let reporters = state
@@ -302,101 +328,100 @@ fn bring_up(
     Ok(summary)
 }
 
-/// Gives the devices of an RMRR a domain of their own with the region identity-mapped
-/// read/write: firmware may keep using it; nothing else becomes reachable for them.
-fn identity_map_reserved(region: &ReservedRegion) -> Result<(), VtdError> {
+/// Gives the groups of an RMRR's devices an address space of their own with the region
+/// identity-mapped read/write: firmware may keep using it; nothing else becomes reachable for
+/// them. Returns the devices actually covered (a device remapping does not place is skipped
+/// and not reported as mapped).
+fn identity_map_reserved(region: &ReservedRegion) -> Result<Vec<Bdf>, VtdError> {
+    let mut mapped = Vec::new();
+    let mut done_groups = Vec::new();
     for &bdf in &region.devices {
-        let Ok(unit) = unit_of(bdf) else { continue };
-        let mut domain = Domain::new(unit)?;
-        let mut address = region.range.start & !0xfff;
-        while address < region.range.end {
-            let iova =
-                Iova::new(address).map_err(|_| VtdError::Map(MapError::BeyondAddressWidth))?;
-            let phys =
-                PhysAddr::new(address).map_err(|_| VtdError::Map(MapError::BeyondAddressWidth))?;
-            let flush = domain.map(iova, phys, PageSize::Size4K, Access::ReadWrite)?;
-            domain.complete_map(flush)?;
-            address += 4096;
+        let Some(group) = group_of(bdf) else { continue };
+        if !done_groups.contains(&group) {
+            let space = IoAddressSpace::new(64)?;
+            space.map_identity(region.range.clone())?;
+            groups::attach(group, &space)?;
+            with_state(|state| {
+                if let Some(context) = state.groups.get_mut(&group) {
+                    context.reserved_memory = true;
+                }
+                Ok(())
+            })?;
+            done_groups.push(group);
+            crate::warn!(
+                "dmar",
+                "group {group} keeps an RMRR identity map {:#x}..{:#x}: it cannot be bound by an owner",
+                region.range.start,
+                region.range.end
+            );
         }
-        domain.attach(bdf)?;
-        // The domain lives as long as the kernel: firmware owns that memory for good.
-        core::mem::forget(domain);
+        mapped.push(bdf);
     }
-    Ok(())
+    Ok(mapped)
+}
+
+/// Whether `group` has an RMRR identity map (firmware keeps using its memory; not assignable).
+pub fn has_reserved_memory(group: u32) -> bool {
+    with_state(|state| Ok(state.groups.get(&group).is_some_and(|c| c.reserved_memory)))
+        .unwrap_or(false)
 }
 
 /// The unit that translates for `bdf`.
 pub fn unit_of(bdf: Bdf) -> Result<usize, VtdError> {
     with_state(|state| {
-        state
-            .devices
+        let group = state
+            .device_groups
             .get(&bdf)
-            .map(|p| p.unit)
-            .ok_or(VtdError::NotTranslated(bdf))
+            .ok_or(VtdError::NotTranslated(bdf))?;
+        Ok(state.groups[group].unit)
     })
 }
 
-/// The requester IDs `bdf`'s DMA may carry (own first, then aliases).
-pub fn sources_of(bdf: Bdf) -> Result<Vec<u16>, VtdError> {
+/// Every unit's register window (base, length): never handed to anyone as a BAR.
+pub fn unit_register_windows() -> Vec<(u64, u64)> {
     with_state(|state| {
-        state
-            .devices
-            .get(&bdf)
-            .map(|p| p.sources.clone())
-            .ok_or(VtdError::NotTranslated(bdf))
+        Ok(state
+            .units
+            .iter()
+            .map(|u| (u.description.base, u.description.length.max(4096)))
+            .collect())
     })
+    .unwrap_or_default()
 }
 
-/// Points every requester ID of `bdf` back at the blocking domain.
-pub fn block(bdf: Bdf) -> Result<(), VtdError> {
-    set_device_context(bdf, Target::Blocking)
+/// Unit `unit`'s root table frame (for reports and the isolation scenarios).
+pub fn root_table_address(unit: usize) -> Option<u64> {
+    with_state(|state| {
+        Ok(state
+            .units
+            .get(unit)
+            .and_then(|u| u.engine.root_table())
+            .map(|root| root.as_u64()))
+    })
+    .ok()
+    .flatten()
 }
 
-/// Where a device's context entries should point.
-pub(crate) enum Target {
-    /// A domain on `unit`, through `entry`.
-    Domain { unit: usize, entry: ContextEntry },
-    /// The device's unit's blocking domain.
-    Blocking,
+/// A copy of unit `unit`'s root table (4 KiB), read-only, for the isolation scenarios.
+pub fn root_table_snapshot(unit: usize) -> Option<Vec<u8>> {
+    let root = root_table_address(unit)?;
+    let mut bytes = alloc::vec![0u8; 4096];
+    // SAFETY: the root table is a frame the remapping code allocated and never frees while
+    // remapping is on; it is identity-mapped RAM and reading it changes nothing.
+    unsafe { crate::arch::io::read_physical(root, &mut bytes) };
+    Some(bytes)
 }
 
-/// Writes the context entry for `target` for every requester ID of `bdf`.
-pub(crate) fn set_device_context(bdf: Bdf, target: Target) -> Result<(), VtdError> {
-    with_state(|state| point_device(state, bdf, target))
-}
-
-/// Points every requester ID of the placed device `bdf` at `target` on its unit.
-fn point_device(state: &mut State, bdf: Bdf, target: Target) -> Result<(), VtdError> {
-    let placement = state
-        .devices
-        .get(&bdf)
-        .ok_or(VtdError::NotTranslated(bdf))?;
-    let unit = &mut state.units[placement.unit];
-    let entry = match target {
-        Target::Domain {
-            unit: wanted,
-            entry,
-        } if wanted == placement.unit => entry,
-        Target::Domain { .. } => return Err(VtdError::WrongUnit),
-        Target::Blocking => context_for(&unit.blocking, unit.blocking_id),
-    };
-    for &source in &placement.sources {
-        unit.engine
-            .set_context(
-                &mut unit.tables,
-                &KernelClock,
-                SourceId::from_raw(source),
-                entry,
-            )
-            .map_err(|e| VtdError::Hardware(format!("{e}")))?;
-    }
-    Ok(())
+/// Domain IDs in use per unit (blocking domains included), for the report.
+pub fn domain_ids_in_use() -> Vec<usize> {
+    with_state(|state| Ok(state.units.iter().map(|u| u.domain_ids.in_use()).collect()))
+        .unwrap_or_default()
 }
 
 pub(crate) static INVALIDATIONS: core::sync::atomic::AtomicU64 =
     core::sync::atomic::AtomicU64::new(0);
 
-/// IOTLB invalidations issued for domain changes since boot (for the benchmark).
+/// IOTLB invalidations issued for mapping changes since boot (for the benchmark).
 pub fn invalidations() -> u64 {
     INVALIDATIONS.load(core::sync::atomic::Ordering::Relaxed)
 }

@@ -5,20 +5,20 @@
 //! as stray, not fatal; and a freed entry delivers nothing. Counts come from the kernel's
 //! per-vector delivery counters, i.e. from interrupts the CPU actually took.
 
-use crate::dma_tests::{self, Rig};
+use super::rig::{Rig, err, now_us};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use moat_edu::{Completion, Direction, INTERRUPT_DMA_DONE};
 use moat_iommu::Bdf;
-use moat_iommu::entries::{Access, PageSize};
+use moat_iommu::entries::Access;
 use moat_kernel::arch::{apic, device_vectors};
 use moat_kernel::dma::DmaBuffer;
 use moat_kernel::ecam::{self, ConfigSpace};
+use moat_kernel::passthrough::Interrupt;
 use moat_kernel::pci::Msi;
-use moat_kernel::vtd;
-use moat_kernel::vtd::interrupt_remapping::{self, RemappedVector};
+use moat_kernel::vtd::interrupt_remapping;
 use moat_kernel::{devices, info, time};
 
 /// Scenario names and what they show.
@@ -36,8 +36,6 @@ const DELIVERY_BUDGET_US: u64 = 1_000_000;
 const SILENCE_US: u64 = 200_000;
 /// The status bit the scenario raises (any non-zero value makes edu send its MSI).
 const RAISED: u32 = 0x1;
-/// An IOVA for the completion-interrupt DMA, below edu's 28-bit DMA mask.
-const IOVA: u64 = 0x0700_0000;
 
 /// Deliveries that reached the registered callback.
 static CALLBACKS: AtomicU64 = AtomicU64::new(0);
@@ -51,12 +49,6 @@ pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
     (name == "irq-remap").then(remap)
 }
 
-/// One edu with its MSI capability.
-struct Device {
-    rig: Rig,
-    msi: Msi,
-}
-
 /// What a raised interrupt must do.
 enum Expect<'a> {
     /// Bring `count` up to the value within [`DELIVERY_BUDGET_US`].
@@ -65,57 +57,51 @@ enum Expect<'a> {
     Silence,
 }
 
-impl Device {
-    /// Opens edu `bdf` (own domain attached) and gives it a vector with a remapping entry.
-    fn open(bdf: Bdf) -> Result<(Self, RemappedVector), String> {
-        let rig = dma_tests::rig(bdf)?;
-        let device = devices::all()
-            .and_then(|all| all.device(bdf))
-            .ok_or("device vanished")?;
-        let msi = Msi::of(config()?, device).map_err(|e| format!("{bdf}: {e:?}"))?;
-        let vector = device_vectors::allocate(Some(on_edu_interrupt))
-            .map_err(|e| format!("{bdf}: vector: {e:?}"))?;
-        let remapped = interrupt_remapping::allocate(bdf, vector)
-            .map_err(|(e, _)| format!("{bdf}: remapping entry: {e:?}"))?;
-        Ok((Self { rig, msi }, remapped))
-    }
+/// The edu's MSI capability, reprogrammed by the scenario (the composition root) to aim
+/// one device's messages at another's entry: no owner can do that.
+fn msi_of(bdf: Bdf) -> Result<Msi, String> {
+    let device = devices::all()
+        .and_then(|all| all.device(bdf))
+        .ok_or("device vanished")?;
+    Msi::of(config()?, device).map_err(|e| format!("{bdf}: {e:?}"))
+}
 
-    /// Points the MSI capability at `(address, data)` and enables it.
-    fn program(&self, (address, data): (u32, u32)) -> Result<(), String> {
-        let config = config()?;
-        self.msi
-            .program(config, address, data)
-            .map_err(|e| format!("{}: MSI: {e:?}", self.rig.bdf))?;
-        self.msi.enable(config);
-        Ok(())
-    }
+/// Points `bdf`'s MSI capability at `(address, data)` and enables it.
+fn program(bdf: Bdf, (address, data): (u32, u32)) -> Result<(), String> {
+    let config = config()?;
+    let msi = msi_of(bdf)?;
+    msi.program(config, address, data)
+        .map_err(|e| format!("{bdf}: MSI: {e:?}"))?;
+    msi.enable(config);
+    Ok(())
+}
 
-    /// Raises an interrupt, waits as `expect` says, then acknowledges it at the device.
-    fn raise(&mut self, expect: Expect<'_>, what: &str) -> Result<(), String> {
-        self.rig.edu.raise_interrupt(RAISED);
-        let waited = match expect {
-            Expect::Reach(count, target) => {
-                time::poll(DELIVERY_BUDGET_US, || (count() >= target).then_some(()))
-                    .map_err(|_| format!("{what}: {} deliveries, expected {target}", count()))
-            }
-            Expect::Silence => {
-                time::delay_us(SILENCE_US);
-                Ok(())
-            }
-        };
-        let status = self.rig.edu.interrupt_status();
-        self.rig.edu.acknowledge_interrupt(status);
-        waited
-    }
+/// Raises an interrupt on `rig`'s edu, waits as `expect` says, then acknowledges it.
+fn raise(rig: &Rig, expect: Expect<'_>, what: &str) -> Result<(), String> {
+    let mut edu = rig.edu()?;
+    edu.raise_interrupt(RAISED);
+    let waited = match expect {
+        Expect::Reach(count, target) => {
+            time::poll(DELIVERY_BUDGET_US, || (count() >= target).then_some(()))
+                .map_err(|_| format!("{what}: {} deliveries, expected {target}", count()))
+        }
+        Expect::Silence => {
+            time::delay_us(SILENCE_US);
+            Ok(())
+        }
+    };
+    let status = edu.interrupt_status();
+    edu.acknowledge_interrupt(status);
+    waited
+}
 
-    fn disable(&self) -> Result<(), String> {
-        self.msi.disable(config()?);
-        Ok(())
-    }
+fn disable(bdf: Bdf) -> Result<(), String> {
+    msi_of(bdf)?.disable(config()?);
+    Ok(())
 }
 
 fn config() -> Result<&'static ConfigSpace, String> {
-    ecam::config().ok_or_else(|| String::from("no config space"))
+    ecam::config_privileged(&crate::ROOT).ok_or_else(|| String::from("no config space"))
 }
 
 /// A's edu, whose requests carry only its own requester ID, and another edu as B.
@@ -129,7 +115,7 @@ fn two_edus() -> Result<(Bdf, Bdf), String> {
         .collect();
     let a = *edus
         .iter()
-        .find(|bdf| vtd::sources_of(**bdf).is_ok_and(|s| s.len() == 1))
+        .find(|bdf| super::rig::dma_source(**bdf).is_ok_and(|s| s == bdf.requester_id()))
         .ok_or("no edu without bridge aliases")?;
     let b = *edus
         .iter()
@@ -142,21 +128,27 @@ fn remap() -> Result<(), String> {
     let entries = interrupt_remapping::status()
         .map_err(|reason| format!("interrupt remapping is off ({reason})"))?;
     let (a_bdf, b_bdf) = two_edus()?;
-    let (mut a, a_vector) = Device::open(a_bdf)?;
-    let (mut b, b_vector) = Device::open(b_bdf)?;
-    for (name, device, remapped) in [("A", &a, &a_vector), ("B", &b, &b_vector)] {
+    let a = Rig::new(a_bdf, "irq-a")?;
+    let b = Rig::new(b_bdf, "irq-b")?;
+    let a_vector = a.device.msi(Some(on_edu_interrupt)).map_err(err)?;
+    let b_vector = b.device.msi(Some(on_edu_interrupt)).map_err(err)?;
+    for (name, rig, vector) in [("A", &a, &a_vector), ("B", &b, &b_vector)] {
         info!(
             "test",
             "irq-remap: edu {name} {}: entry {} of {entries}, vector {}, accepts {:?}",
-            device.rig.bdf,
-            remapped.handle(),
-            remapped.vector(),
-            remapped.source()
+            rig.bdf,
+            vector
+                .remapping_handle()
+                .ok_or("the vector is not remapped")?,
+            vector.vector(),
+            vector
+                .accepted_source()
+                .ok_or("the vector is not remapped")?,
         );
     }
-    own_entry(&mut a, &a_vector)?;
-    foreign_entry(&mut a, &a_vector, &mut b, &b_vector)?;
-    compatibility_format(&mut a, &a_vector)?;
+    own_entry(&a, &a_vector)?;
+    foreign_entry(&a, &a_vector, &b, &b_vector)?;
+    compatibility_format(&a, &a_vector)?;
     let expected = a_vector.deliveries() + b_vector.deliveries();
     let callbacks = CALLBACKS.load(Ordering::Relaxed);
     if callbacks != expected {
@@ -164,34 +156,38 @@ fn remap() -> Result<(), String> {
             "the callback ran {callbacks} times for {expected} deliveries"
         ));
     }
-    freed_entry(&mut a, a_vector)?;
-    b.disable()
+    freed_entry(&a, a_vector)?;
+    drop(b_vector);
+    Ok(())
 }
 
 /// A's MSI through A's entry: three raises and one DMA completion arrive on A's vector.
-fn own_entry(a: &mut Device, own: &RemappedVector) -> Result<(), String> {
-    a.program(own.msi_message())?;
+fn own_entry(a: &Rig, own: &Interrupt<'_>) -> Result<(), String> {
     let count = || own.deliveries();
     for target in 1..=3 {
-        a.raise(Expect::Reach(&count, target), "raised MSI on A's own entry")?;
+        raise(
+            a,
+            Expect::Reach(&count, target),
+            "raised MSI on A's own entry",
+        )?;
     }
-    let buffer = DmaBuffer::new(4096, 4096).map_err(|e| format!("{e:?}"))?;
-    a.rig
-        .map(IOVA, &buffer, PageSize::Size4K, Access::ReadWrite)?;
-    a.rig
-        .edu
-        .transfer_with(
-            Direction::ToDevice,
-            IOVA,
-            0,
-            64,
-            Completion::Interrupt,
-            &dma_tests::now_us,
-        )
-        .map_err(|e| format!("edu DMA: {e:?}"))?;
+    let iova = a
+        .space
+        .map(DmaBuffer::new(4096, 4096).map_err(err)?, Access::ReadWrite)
+        .map_err(|f| err(f.error))?;
+    let mut edu = a.edu()?;
+    edu.transfer_with(
+        Direction::ToDevice,
+        iova.as_u64(),
+        0,
+        64,
+        Completion::Interrupt,
+        &now_us,
+    )
+    .map_err(|e| format!("edu DMA: {e:?}"))?;
     let arrived = time::poll(DELIVERY_BUDGET_US, || (own.deliveries() >= 4).then_some(()));
-    let status = a.rig.edu.interrupt_status();
-    a.rig.edu.acknowledge_interrupt(status);
+    let status = edu.interrupt_status();
+    edu.acknowledge_interrupt(status);
     if arrived.is_err() || status & INTERRUPT_DMA_DONE == 0 {
         return Err(format!(
             "DMA completion: {} deliveries (expected 4), edu status {status:#x}",
@@ -209,20 +205,20 @@ fn own_entry(a: &mut Device, own: &RemappedVector) -> Result<(), String> {
 
 /// B's MSI reaches B; A's MSI with B's handle reaches nobody; A's own entry works again.
 fn foreign_entry(
-    a: &mut Device,
-    a_vector: &RemappedVector,
-    b: &mut Device,
-    b_vector: &RemappedVector,
+    a: &Rig,
+    a_vector: &Interrupt<'_>,
+    b: &Rig,
+    b_vector: &Interrupt<'_>,
 ) -> Result<(), String> {
-    b.program(b_vector.msi_message())?;
     let b_count = || b_vector.deliveries();
     let b_before = b_count();
-    b.raise(
+    raise(
+        b,
         Expect::Reach(&b_count, b_before + 1),
         "B's MSI on B's own entry",
     )?;
-
-    a.program(b_vector.msi_message())?;
+    let b_message = b_vector.message().ok_or("B has no message")?;
+    program(a.bdf, b_message)?;
     let counters = || {
         (
             a_vector.deliveries(),
@@ -231,26 +227,27 @@ fn foreign_entry(
         )
     };
     let before = counters();
-    a.raise(Expect::Silence, "A's MSI with B's handle")?;
+    raise(a, Expect::Silence, "A's MSI with B's handle")?;
     let after = counters();
     if after != before {
         return Err(format!(
-            "A's MSI with B's handle {} was delivered: (A, B, stray) deliveries {before:?} -> \
+            "A's MSI with B's handle {:?} was delivered: (A, B, stray) deliveries {before:?} -> \
              {after:?}; source-ID validation did not hold",
-            b_vector.handle()
+            b_vector.remapping_handle()
         ));
     }
-    a.program(a_vector.msi_message())?;
+    program(a.bdf, a_vector.message().ok_or("A has no message")?)?;
     let a_count = || a_vector.deliveries();
-    a.raise(
+    raise(
+        a,
         Expect::Reach(&a_count, before.0 + 1),
         "A's MSI back on its own entry",
     )?;
     info!(
         "test",
-        "irq-remap: foreign entry: ok (A's MSI with B's handle {}: dropped, B's vector {} stayed \
+        "irq-remap: foreign entry: ok (A's MSI with B's handle {:?}: dropped, B's vector {} stayed \
          at {}; then A on its own entry: {} deliveries, B on its own: {})",
-        b_vector.handle(),
+        b_vector.remapping_handle(),
         b_vector.vector(),
         before.1,
         a_vector.deliveries(),
@@ -260,7 +257,7 @@ fn foreign_entry(
 }
 
 /// A compatibility-format MSI (no remapping handle) on a vector nobody owns: counted as stray.
-fn compatibility_format(a: &mut Device, own: &RemappedVector) -> Result<(), String> {
+fn compatibility_format(a: &Rig, own: &Interrupt<'_>) -> Result<(), String> {
     // Hand a vector out and give it straight back: it is free and known.
     let unowned = device_vectors::allocate(None)
         .map_err(|e| format!("{e:?}"))?
@@ -269,15 +266,16 @@ fn compatibility_format(a: &mut Device, own: &RemappedVector) -> Result<(), Stri
         return Err(format!("vector {unowned} is still owned"));
     }
     let address = 0xfee0_0000 | u32::from(apic::id()) << 12;
-    a.program((address, u32::from(unowned)))?;
+    program(a.bdf, (address, u32::from(unowned)))?;
     let stray_before = device_vectors::stray_count();
     let delivered_before = device_vectors::deliveries(unowned);
     let own_before = own.deliveries();
-    a.raise(
+    raise(
+        a,
         Expect::Reach(&device_vectors::stray_count, stray_before + 1),
         "compatibility-format MSI as stray",
     )?;
-    a.disable()?;
+    disable(a.bdf)?;
     let delivered = device_vectors::deliveries(unowned) - delivered_before;
     if delivered != 1 || own.deliveries() != own_before {
         return Err(format!(
@@ -297,11 +295,11 @@ fn compatibility_format(a: &mut Device, own: &RemappedVector) -> Result<(), Stri
 
 /// After A's entry is freed, A's old message reaches nothing: neither its old vector nor the
 /// stray count moves.
-fn freed_entry(a: &mut Device, own: RemappedVector) -> Result<(), String> {
-    let message = own.msi_message();
-    let (handle, vector) = (own.handle(), own.vector());
+fn freed_entry(a: &Rig, own: Interrupt<'_>) -> Result<(), String> {
+    let message = own.message().ok_or("A has no message")?;
+    let (handle, vector) = (own.remapping_handle(), own.vector());
     drop(own);
-    a.program(message)?;
+    program(a.bdf, message)?;
     let counters = || {
         (
             device_vectors::deliveries(vector),
@@ -309,18 +307,18 @@ fn freed_entry(a: &mut Device, own: RemappedVector) -> Result<(), String> {
         )
     };
     let before = counters();
-    a.raise(Expect::Silence, "A's MSI on its freed entry")?;
-    a.disable()?;
+    raise(a, Expect::Silence, "A's MSI on its freed entry")?;
+    disable(a.bdf)?;
     let after = counters();
     if after != before {
         return Err(format!(
-            "the freed entry {handle} still delivered: (vector {vector}, stray) {before:?} -> \
+            "the freed entry {handle:?} still delivered: (vector {vector}, stray) {before:?} -> \
              {after:?}"
         ));
     }
     info!(
         "test",
-        "irq-remap: freed entry: ok (entry {handle} cleared and invalidated; A's old message \
+        "irq-remap: freed entry: ok (entry {handle:?} cleared and invalidated; A's old message \
          reached nothing)"
     );
     Ok(())

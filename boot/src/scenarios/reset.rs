@@ -39,7 +39,7 @@ pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
     if name != "reset" {
         return None;
     }
-    let (Some(config), Some(all)) = (ecam::config(), devices::all()) else {
+    let (Some(config), Some(all)) = (ecam::config_privileged(&crate::ROOT), devices::all()) else {
         return Some(Err("no PCI config space or enumeration".into()));
     };
     let machine = Machine { config, all };
@@ -162,7 +162,8 @@ impl Machine {
             .ok_or(format!("{}: no memory BAR 0", device.bdf))?;
         self.config
             .write_command(device.bdf, pci_types::CommandRegister::MEMORY_ENABLE);
-        RegisterWindow::map(bar.address, bar.size).map_err(|e| format!("mapping BAR 0: {e:?}"))
+        RegisterWindow::map_privileged(&crate::ROOT, bar.address, bar.size)
+            .map_err(|e| format!("mapping BAR 0: {e:?}"))
     }
 }
 

@@ -24,9 +24,11 @@ pub(super) fn flr_nvme(m: &Machine) -> Result<String, String> {
     let (submission, completion) = (buffer()?, buffer()?);
     window.write32(0x24, 0x000f_000f).map_err(err)?;
     for (offset, queue) in [(0x28, &submission), (0x30, &completion)] {
-        window.write32(offset, queue.phys() as u32).map_err(err)?;
         window
-            .write32(offset + 4, (queue.phys() >> 32) as u32)
+            .write32(offset, queue.physical_address() as u32)
+            .map_err(err)?;
+        window
+            .write32(offset + 4, (queue.physical_address() >> 32) as u32)
             .map_err(err)?;
     }
     window.write32(0x14, 0x0046_0001).map_err(err)?;

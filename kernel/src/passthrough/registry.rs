@@ -1,0 +1,179 @@
+//! The device registry: one [`OwnershipTable`] (the state machine and group claims, pure logic
+//! from `moat_iommu::ownership`) behind one lock, with what the kernel knows of each device
+//! (its PCI record and group) and the work deferred out of handle drops and the fault
+//! interrupt. The lock is only ever taken with interrupts off, and no reset, sleep or wait runs
+//! under it.
+
+use super::PassthroughError;
+use crate::cmdline::FaultLimit;
+use crate::pci::device::PciDevice;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::num::{NonZeroU32, NonZeroUsize};
+use moat_iommu::Bdf;
+use moat_iommu::ownership::{FaultPolicy, GroupId, OwnerId, OwnershipError, OwnershipTable};
+use spin::Mutex;
+
+/// Fault events kept per device for its owner before further ones are counted as lost.
+const EVENT_QUEUE: usize = 64;
+
+/// What the kernel keeps per registered device beside its ownership state.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) device: PciDevice,
+    pub(crate) group: u32,
+}
+
+/// The registry's contents.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    pub(crate) table: OwnershipTable,
+    pub(crate) records: BTreeMap<Bdf, Record>,
+    /// Releases to finish outside the lock: (device, owner whose claim ends).
+    pub(crate) deferred: Vec<(Bdf, OwnerId)>,
+    /// Owner names, for the report.
+    pub(crate) owner_names: BTreeMap<OwnerId, &'static str>,
+    /// Whether MSI/MSI-X of owned devices are remapped (ECAP.IR, enabled).
+    pub(crate) interrupt_remapping: bool,
+    /// `iommu.allow_unsafe_interrupts`.
+    pub(crate) allow_unsafe_interrupts: bool,
+    /// Devices that were quarantined, with why, for the report.
+    pub(crate) quarantine_reasons: BTreeMap<Bdf, String>,
+    /// How each device's last release ended (reset method and what its check saw).
+    pub(crate) last_release: BTreeMap<Bdf, String>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+/// Runs `f` on the registry with interrupts off.
+pub(crate) fn with_registry<T>(
+    f: impl FnOnce(&mut Registry) -> Result<T, PassthroughError>,
+) -> Result<T, PassthroughError> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut guard = REGISTRY.lock();
+        match guard.as_mut() {
+            Some(registry) => f(registry),
+            None => Err(PassthroughError::NoRegistry),
+        }
+    })
+}
+
+/// The fault policy for `limit`.
+pub(crate) fn policy(limit: FaultLimit) -> FaultPolicy {
+    FaultPolicy::new(
+        NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN),
+        u64::from(limit.window_ms),
+        NonZeroUsize::new(EVENT_QUEUE).unwrap_or(NonZeroUsize::MIN),
+    )
+}
+
+/// Sets the registry up with every device remapping placed in a group. Devices outside any
+/// group (no remapping) are not registered: nobody can own them safely.
+pub(crate) fn install(
+    devices: &[PciDevice],
+    limit: FaultLimit,
+    interrupt_remapping: bool,
+    allow_unsafe_interrupts: bool,
+) -> Result<usize, PassthroughError> {
+    let mut registry = Registry {
+        table: OwnershipTable::new(policy(limit)),
+        records: BTreeMap::new(),
+        deferred: Vec::new(),
+        owner_names: BTreeMap::new(),
+        interrupt_remapping,
+        allow_unsafe_interrupts,
+        quarantine_reasons: BTreeMap::new(),
+        last_release: BTreeMap::new(),
+    };
+    for device in devices {
+        let Some(group) = crate::vtd::group_of(device.bdf) else {
+            continue;
+        };
+        registry
+            .table
+            .register(device.bdf, GroupId::new(group))
+            .map_err(PassthroughError::Ownership)?;
+        registry.records.insert(
+            device.bdf,
+            Record {
+                device: device.clone(),
+                group,
+            },
+        );
+    }
+    let count = registry.records.len();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *REGISTRY.lock() = Some(registry);
+    });
+    Ok(count)
+}
+
+impl Registry {
+    /// The record of `bdf`.
+    pub(crate) fn record(&self, bdf: Bdf) -> Result<&Record, PassthroughError> {
+        self.records
+            .get(&bdf)
+            .ok_or(PassthroughError::NotRegistered(bdf))
+    }
+
+    /// Runs a table transition, mapping its error.
+    pub(crate) fn transition(
+        &mut self,
+        f: impl FnOnce(&mut OwnershipTable) -> Result<(), OwnershipError>,
+    ) -> Result<(), PassthroughError> {
+        f(&mut self.table).map_err(PassthroughError::from)
+    }
+
+    /// The members of `bdf`'s group.
+    pub(crate) fn group_members(&self, group: u32) -> Vec<Bdf> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.group == group)
+            .map(|(bdf, _)| *bdf)
+            .collect()
+    }
+
+    /// Whether any member of `group` other than `except` is attached.
+    pub(crate) fn other_member_attached(&self, group: u32, except: Bdf) -> bool {
+        self.group_members(group).into_iter().any(|bdf| {
+            bdf != except
+                && self
+                    .table
+                    .device(bdf)
+                    .is_some_and(|view| view.state.address_space().is_some())
+        })
+    }
+
+    /// One line per registered device: group, state, owner, address space and domain.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (bdf, record) in &self.records {
+            let Some(view) = self.table.device(*bdf) else {
+                continue;
+            };
+            let owner = match view.state.owner() {
+                Some(owner) => format!(
+                    "{owner} ({})",
+                    self.owner_names.get(&owner).copied().unwrap_or("gone")
+                ),
+                None => "-".into(),
+            };
+            let (space, domain) = match crate::vtd::attachment(record.group) {
+                Some((space, domain)) => (format!("{space}"), format!("{domain}")),
+                None => ("-".into(), "blocking".into()),
+            };
+            let mut line = format!(
+                "registry: {bdf} group {} state {} owner {owner} space {space} domain {domain}",
+                record.group,
+                super::state_name(view.state)
+            );
+            if let Some(why) = self.quarantine_reasons.get(bdf) {
+                line.push_str(&format!(" ({why})"));
+            }
+            lines.push(line);
+        }
+        lines
+    }
+}

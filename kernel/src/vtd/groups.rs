@@ -1,0 +1,223 @@
+//! Context entries per IOMMU group: a group's de-duplicated requester IDs (its members' own IDs
+//! and the aliases bridges substitute) always point at one target together, the blocking domain
+//! or the domain of the one address space the group is attached to. Devices behind one
+//! PCIe-to-PCI bridge share an alias, so writing entries per device would move a sibling's DMA.
+//!
+//! Every change follows the spec's order per requester ID (the engine clears the present entry,
+//! invalidates the context cache and the IOTLB for the old domain ID, then writes the new one).
+//! A change that fails part-way puts the IDs already moved back where they were, so a group is
+//! never split between two targets; if even that fails the group is reported as inconsistent.
+
+use super::address_space::{IoAddressSpace, SharedSpace};
+use super::domain_ids::Retired;
+use super::hw::KernelClock;
+use super::{State, VtdError, context_for, with_state};
+use alloc::format;
+use alloc::vec::Vec;
+use moat_iommu::Bdf;
+use moat_iommu::entries::{ContextEntry, DomainId, SourceId};
+
+/// One group as remapping sees it.
+#[derive(Debug)]
+pub(crate) struct GroupContext {
+    pub(super) unit: usize,
+    pub(super) members: Vec<Bdf>,
+    pub(super) requester_ids: Vec<u16>,
+    /// The space the group is attached to and the domain ID it got for it.
+    pub(super) attached: Option<(SharedSpace, DomainId, u32)>,
+    /// An RMRR identity map keeps the group attached for good (firmware uses that memory).
+    pub(super) reserved_memory: bool,
+}
+
+/// A group to place at bring-up: its number, unit, members and requester IDs.
+#[derive(Clone, Debug)]
+pub struct GroupPlacement {
+    /// The group's number (as in the boot report).
+    pub id: u32,
+    /// Index of its unit in the DMAR's DRHD list.
+    pub unit: usize,
+    /// Its devices.
+    pub members: Vec<Bdf>,
+    /// Every requester ID its members' DMA may carry, de-duplicated.
+    pub requester_ids: Vec<u16>,
+}
+
+/// Points every requester ID of `group` at `entry`, restoring the IDs already moved if one
+/// fails.
+pub(super) fn point_group(
+    state: &mut State,
+    group: u32,
+    entry: ContextEntry,
+) -> Result<(), VtdError> {
+    let context = state
+        .groups
+        .get(&group)
+        .ok_or(VtdError::NoSuchGroup(group))?;
+    let unit = state
+        .units
+        .get_mut(context.unit)
+        .ok_or(VtdError::WrongUnit)?;
+    let mut moved: Vec<(SourceId, ContextEntry)> = Vec::new();
+    for &raw in &context.requester_ids {
+        let source = SourceId::from_raw(raw);
+        let old = unit
+            .engine
+            .context_entry(&unit.tables, source)
+            .unwrap_or(ContextEntry::NOT_PRESENT);
+        if let Err(error) = unit
+            .engine
+            .set_context(&mut unit.tables, &KernelClock, source, entry)
+        {
+            let mut restored = true;
+            for (source, old) in moved.into_iter().rev() {
+                restored &= unit
+                    .engine
+                    .set_context(&mut unit.tables, &KernelClock, source, old)
+                    .is_ok();
+            }
+            crate::error!(
+                "dmar",
+                "group {group}: writing the context entry of {source:?} failed ({error}); {}",
+                if restored {
+                    "the requester IDs already moved were restored"
+                } else {
+                    "restoring the others failed too: the group is INCONSISTENT"
+                }
+            );
+            return Err(VtdError::Hardware(format!("{error}")));
+        }
+        moved.push((source, old));
+    }
+    Ok(())
+}
+
+/// Attaches `group` to `space`: a fresh domain ID on the group's unit, then every requester ID
+/// of the group pointed at the space's table.
+pub(crate) fn attach(group: u32, space: &IoAddressSpace) -> Result<DomainId, VtdError> {
+    let shared = space.shared().clone();
+    let mut inner = shared.lock();
+    let domain = with_state(|state| {
+        let context = state
+            .groups
+            .get(&group)
+            .ok_or(VtdError::NoSuchGroup(group))?;
+        if context.attached.is_some() {
+            return Err(VtdError::AlreadyAttached(group));
+        }
+        if context.unit != inner.unit {
+            return Err(VtdError::WrongUnit);
+        }
+        let unit = &mut state.units[context.unit];
+        let domain = unit.domain_ids.allocate().ok_or(VtdError::NoDomainIds)?;
+        let entry = context_for(inner.table(), domain);
+        if let Err(error) = point_group(state, group, entry) {
+            // No entry names the ID (the group was restored), and nothing was ever cached
+            // under it: it can be reused at once.
+            state.units[state.groups[&group].unit]
+                .domain_ids
+                .release(Retired::after_invalidation(domain));
+            return Err(error);
+        }
+        if let Some(context) = state.groups.get_mut(&group) {
+            context.attached = Some((space.shared().clone(), domain, inner.id));
+        }
+        Ok(domain)
+    })?;
+    inner.attachments.push((group, domain));
+    Ok(domain)
+}
+
+/// Returns `group` to the blocking domain and retires its domain ID. A group not attached is
+/// left alone.
+pub(crate) fn detach(group: u32) -> Result<(), VtdError> {
+    let Some(shared) = with_state(|state| {
+        Ok(state
+            .groups
+            .get(&group)
+            .ok_or(VtdError::NoSuchGroup(group))?
+            .attached
+            .as_ref()
+            .map(|(space, _, _)| space.clone()))
+    })?
+    else {
+        return Ok(());
+    };
+    let mut inner = shared.lock();
+    let released = with_state(|state| {
+        let unit_index = state.groups[&group].unit;
+        let unit = &state.units[unit_index];
+        let blocking = context_for(&unit.blocking, unit.blocking_id);
+        point_group(state, group, blocking)?;
+        let Some(context) = state.groups.get_mut(&group) else {
+            return Err(VtdError::NoSuchGroup(group));
+        };
+        let Some((space, domain, _)) = context.attached.take() else {
+            return Err(VtdError::NoSuchGroup(group));
+        };
+        // Every requester ID of the group now names the blocking domain, and moving each one
+        // invalidated the context cache for it and the IOTLB for `domain` (engine order).
+        state.units[unit_index]
+            .domain_ids
+            .release(Retired::after_invalidation(domain));
+        Ok(space)
+    })?;
+    inner.attachments.retain(|(g, _)| *g != group);
+    drop(inner);
+    drop(released);
+    Ok(())
+}
+
+/// The group `bdf` belongs to, if remapping places it.
+pub fn group_of(bdf: Bdf) -> Option<u32> {
+    with_state(|state| Ok(state.device_groups.get(&bdf).copied()))
+        .ok()
+        .flatten()
+}
+
+/// The requester IDs of `group`.
+pub fn requester_ids(group: u32) -> Result<Vec<u16>, VtdError> {
+    with_state(|state| {
+        state
+            .groups
+            .get(&group)
+            .map(|c| c.requester_ids.clone())
+            .ok_or(VtdError::NoSuchGroup(group))
+    })
+}
+
+/// The members of `group`.
+pub fn members(group: u32) -> Result<Vec<Bdf>, VtdError> {
+    with_state(|state| {
+        state
+            .groups
+            .get(&group)
+            .map(|c| c.members.clone())
+            .ok_or(VtdError::NoSuchGroup(group))
+    })
+}
+
+/// (space number, domain ID) of `group`'s attachment, if any.
+pub fn attachment(group: u32) -> Option<(u32, u16)> {
+    with_state(|state| {
+        Ok(state
+            .groups
+            .get(&group)
+            .and_then(|c| c.attached.as_ref())
+            .map(|(_, domain, space)| (*space, domain.get())))
+    })
+    .ok()
+    .flatten()
+}
+
+/// The group whose requester IDs include `rid` (a device's own ID or a bridge alias).
+pub fn group_of_requester(rid: u16) -> Option<u32> {
+    with_state(|state| {
+        Ok(state
+            .groups
+            .iter()
+            .find(|(_, c)| c.requester_ids.contains(&rid))
+            .map(|(id, _)| *id))
+    })
+    .ok()
+    .flatten()
+}
