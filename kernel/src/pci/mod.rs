@@ -1,9 +1,9 @@
 //! PCI(e) discovery: config access, enumeration, BARs and capabilities.
 //!
-//! [`enumerate()`] walks one segment through a [`ConfigAccess`] (the kernel's ECAM, or legacy
-//! port I/O limited to [`ConfigSpaceSize::Conventional`]) and returns every function it
-//! found as a [`PciDevice`], plus a [`Problem`] for everything the firmware or a device got
-//! wrong. [`device_line`] prints one line per function for the boot report.
+//! [`enumerate()`] walks one segment, from each of its root buses ([`RootBus`]), through a
+//! [`ConfigAccess`] (the kernel's ECAM, or legacy port I/O limited to
+//! [`ConfigSpaceSize::Conventional`]) and returns every function it found as a [`PciDevice`],
+//! plus a [`Problem`] for everything the firmware or a device got wrong. [`device_line`] prints one line per function for the boot report.
 //!
 //! Nothing here uses `unsafe`: configuration space is reached only through the safe
 //! [`ConfigAccess`] trait, and every value read from it is checked before it steers the walk.
@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod bar;
+pub mod bus;
 pub mod capabilities;
 pub mod device;
 pub mod enumerate;
@@ -22,6 +23,7 @@ mod tests;
 
 pub use access::{ConfigAccess, ConfigAccessExt, ConfigSpaceSize, bdf_from_address, pci_address};
 pub use bar::{Bar, BarKind};
+pub use bus::RootBus;
 pub use capabilities::{Acs, AcsFlags, Capability, CapabilityId, ExtendedCapability};
 pub use device::{DeviceKind, PciDevice, PcieInfo, PortType};
 pub use enumerate::{Enumeration, enumerate};

@@ -6,6 +6,7 @@ mod fake;
 mod malformed;
 mod properties;
 mod q35;
+mod roots;
 mod topology;
 
 use alloc::string::{String, ToString};
