@@ -394,7 +394,14 @@ fn properties(device: &str) -> BTreeMap<&str, &str> {
 fn topologies_are_well_formed() {
     let sets = topologies();
     let names: Vec<&str> = sets.iter().map(|(name, _)| *name).collect();
-    for required in ["root-bus", "ports-and-switch", "pcie-pci-bridge"] {
+    for required in [
+        "root-bus",
+        "ports-and-switch",
+        "pcie-pci-bridge",
+        "multifunction-ports",
+        "ports-without-acs",
+        "pxb-expander",
+    ] {
         assert!(names.contains(&required), "{required} missing: {names:?}");
     }
     let mut unique = names.clone();
@@ -436,13 +443,16 @@ fn topologies_are_well_formed() {
                 );
             }
             match model {
-                "pcie-root-port" | "xio3130-downstream" => {
+                "pcie-root-port" | "xio3130-downstream" | "ioh3420" => {
                     ports.insert(props["id"], "port");
                     chassis_slots.push((props["chassis"], props["slot"]));
                     chassis_numbers.push(props["chassis"]);
                 }
-                "x3130-upstream" | "pcie-pci-bridge" => {
+                "x3130-upstream" | "pcie-pci-bridge" | "i82801b11-bridge" => {
                     ports.insert(props["id"], "bridge");
+                }
+                "pxb-pcie" => {
+                    ports.insert(props["id"], "root-bus");
                 }
                 "pci-bridge" => {
                     ports.insert(props["id"], "bridge");
