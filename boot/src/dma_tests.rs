@@ -85,7 +85,7 @@ pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
 }
 
 /// The edu's BAR 0 as the driver sees it.
-struct Window(RegisterWindow);
+pub(crate) struct Window(RegisterWindow);
 
 impl EduRegisters for Window {
     fn read32(&self, offset: u64) -> u32 {
@@ -103,14 +103,14 @@ impl EduRegisters for Window {
 }
 
 /// An edu with its own domain attached.
-struct Rig {
-    bdf: Bdf,
-    edu: Edu<Window>,
-    domain: Domain,
-    sources: Vec<u16>,
+pub(crate) struct Rig {
+    pub(crate) bdf: Bdf,
+    pub(crate) edu: Edu<Window>,
+    pub(crate) domain: Domain,
+    pub(crate) sources: Vec<u16>,
 }
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     time::now_ns() / 1000
 }
 
@@ -132,7 +132,7 @@ fn find_edu(behind_bridge: bool) -> Result<Bdf, String> {
         ))
 }
 
-fn rig(bdf: Bdf) -> Result<Rig, String> {
+pub(crate) fn rig(bdf: Bdf) -> Result<Rig, String> {
     let device = devices::all()
         .and_then(|all| all.device(bdf))
         .ok_or("device vanished")?;
@@ -175,7 +175,7 @@ impl Rig {
             .map_err(|e| format!("edu: {e:?}"))
     }
 
-    fn map(
+    pub(crate) fn map(
         &mut self,
         iova: u64,
         buffer: &DmaBuffer,

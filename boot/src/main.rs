@@ -9,10 +9,12 @@ extern crate alloc;
 
 mod dma_tests;
 mod entry;
+mod irq_tests;
 mod multiboot2;
 mod pvh;
 mod remapping;
 mod report;
+mod reset_tests;
 
 use moat_kernel::arch::exit::{ExitCode, exit};
 use moat_kernel::arch::{apic, gdt, interrupts, paging};
@@ -174,11 +176,15 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     if let Some(name) = options.test.as_deref() {
         info!("test", "running scenario `{name}`");
         let result = dma_tests::run(name)
+            .or_else(|| irq_tests::run(name))
+            .or_else(|| reset_tests::run(name))
             .or_else(|| scenarios::run(name))
             .unwrap_or_else(|| {
                 let known: alloc::vec::Vec<&str> = scenarios::SCENARIOS
                     .iter()
                     .chain(dma_tests::SCENARIOS)
+                    .chain(irq_tests::SCENARIOS)
+                    .chain(reset_tests::SCENARIOS)
                     .map(|(n, _)| *n)
                     .collect();
                 Err(alloc::format!(

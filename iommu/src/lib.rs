@@ -1,5 +1,6 @@
-//! Intel VT-d for Moat: DMAR parsing, second-level page tables, and (in the kernel) the
-//! remapping engine. Everything here that does not touch hardware builds and tests on the host.
+//! Intel VT-d for Moat: DMAR parsing, second-level page tables, DMA ownership and the device
+//! lifecycle, and (in the kernel) the remapping engine. Everything here that does not touch
+//! hardware builds and tests on the host.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -8,6 +9,7 @@ pub mod bdf;
 pub mod dmar;
 pub mod engine;
 pub mod entries;
+pub mod ownership;
 pub mod paging;
 
 pub use bdf::Bdf;

@@ -42,6 +42,7 @@ pub fn tsc_hz() -> u64 {
 }
 
 /// Nanoseconds since calibration (0 before calibration). Monotonic.
+#[cfg(not(test))]
 pub fn now_ns() -> u64 {
     let hz = TSC_HZ.load(Ordering::Relaxed);
     if hz == 0 {
@@ -50,6 +51,21 @@ pub fn now_ns() -> u64 {
     let ticks = io::rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
     (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
 }
+
+/// Nanoseconds since the first call, from the host's monotonic clock: host tests have no
+/// calibrated TSC, and code under test that polls or waits must still see time pass.
+#[cfg(test)]
+pub fn now_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let elapsed = START.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Most calls of a poll's `ready` per microsecond of budget. No iteration (a call of `ready`,
+/// a clock read and a pause) takes under a nanosecond, so with a working clock the deadline
+/// always comes first; when the clock is broken (calibration failed and it stays at zero)
+/// this cap still ends the wait.
+const MAX_POLLS_PER_US: u64 = 1000;
 
 /// A deadline on the monotonic clock, for bounded hardware polls.
 #[derive(Clone, Copy, Debug)]
@@ -67,23 +83,24 @@ impl Deadline {
     }
 }
 
-/// Busy-waits for `micros` microseconds.
+/// Busy-waits for `micros` microseconds (bounded like [`poll`] when the clock is broken).
 pub fn delay_us(micros: u64) {
-    let deadline = Deadline::after_us(micros);
-    while !deadline.expired() {
-        core::hint::spin_loop();
-    }
+    // Waiting is the point: a poll that is never ready ends only by using up its budget.
+    let _elapsed: Result<(), Timeout> = poll(micros, || None);
 }
 
-/// Polls `ready` until it returns `Some` or `budget_us` microseconds have passed. This is the
-/// one poll helper of the kernel: every hardware wait goes through it.
+/// Polls `ready` until it returns `Some` or `budget_us` microseconds have passed, with an
+/// iteration cap beside the deadline so the budget holds even when the clock does not
+/// advance. This is the one poll helper of the kernel: every hardware wait goes through it.
 pub fn poll<T>(budget_us: u64, mut ready: impl FnMut() -> Option<T>) -> Result<T, Timeout> {
     let deadline = Deadline::after_us(budget_us);
+    let mut polls_left = budget_us.saturating_mul(MAX_POLLS_PER_US).max(1);
     loop {
         if let Some(value) = ready() {
             return Ok(value);
         }
-        if deadline.expired() {
+        polls_left -= 1;
+        if polls_left == 0 || deadline.expired() {
             // One last look: the deadline may have passed while we were descheduled.
             return ready().ok_or(Timeout { budget_us });
         }
@@ -101,5 +118,30 @@ pub struct Timeout {
 impl core::fmt::Display for Timeout {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "no answer within {} us", self.budget_us)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{delay_us, now_ns, poll};
+
+    #[test]
+    fn poll_returns_the_first_ready_value() {
+        let mut calls = 0;
+        let found = poll(1_000_000, || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(found, Ok(3));
+    }
+
+    #[test]
+    fn poll_and_delay_keep_their_budget() {
+        let start = now_ns();
+        assert_eq!(poll(20_000, || None::<()>).unwrap_err().budget_us, 20_000);
+        delay_us(10_000);
+        let elapsed = now_ns() - start;
+        assert!(elapsed >= 30_000_000, "only {elapsed} ns passed");
+        assert!(elapsed < 5_000_000_000, "{elapsed} ns passed");
     }
 }

@@ -91,6 +91,16 @@ impl Machine {
         }
     }
 
+    /// The interrupt-remapping machine: two edu on the root bus, so each has its own requester
+    /// ID and no bridge alias.
+    pub(crate) fn two_edus() -> Self {
+        let devices = ["-device", "edu,addr=0x4", "-device", "edu,addr=0x5"];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
     /// The DMA test machine: an edu on the root bus, and two edu behind a PCIe-to-PCI bridge
     /// (behind a root port), whose DMA carries the bridge's alias requester ID.
     pub(crate) fn dma(iommu_options: &str) -> Self {
@@ -110,6 +120,50 @@ impl Machine {
             devices: devices.iter().map(|s| s.to_string()).collect(),
             no_iommu: false,
             iommu_options: iommu_options.into(),
+        }
+    }
+
+    /// The device reset machine (`test=reset`), one root port per case: an nvme (FLR), an edu
+    /// alone (bus reset), an e1000e (PM reset, ineffective in QEMU 7.2, then bus reset), a
+    /// pcie-pci-bridge with two edu (bus reset refused while the sibling is not approved),
+    /// and a pcie-pci-bridge as function 0 beside an edu as function 1 with an edu below the
+    /// bridge (a bus reset that reaches a nested bridge). The nvme needs no disk.
+    pub(crate) fn reset() -> Self {
+        let devices = [
+            "-device",
+            "pcie-root-port,id=rp1,chassis=1,slot=1",
+            "-device",
+            "nvme,serial=moat-reset,bus=rp1",
+            "-device",
+            "pcie-root-port,id=rp2,chassis=2,slot=2",
+            "-device",
+            "edu,bus=rp2",
+            "-netdev",
+            "user,id=net0,restrict=on",
+            "-device",
+            "pcie-root-port,id=rp3,chassis=3,slot=3",
+            "-device",
+            "e1000e,bus=rp3,netdev=net0",
+            "-device",
+            "pcie-root-port,id=rp4,chassis=4,slot=4",
+            "-device",
+            "pcie-pci-bridge,id=br1,bus=rp4",
+            "-device",
+            "edu,bus=br1,addr=1",
+            "-device",
+            "edu,bus=br1,addr=2",
+            "-device",
+            "pcie-root-port,id=rp5,chassis=5,slot=5",
+            "-device",
+            "pcie-pci-bridge,id=br2,bus=rp5,addr=0.0,multifunction=on",
+            "-device",
+            "edu,bus=rp5,addr=0.1",
+            "-device",
+            "edu,bus=br2,addr=1",
+        ];
+        Self {
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+            ..Self::default()
         }
     }
 }

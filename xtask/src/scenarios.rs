@@ -147,6 +147,24 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
         39,
         "queued",
     ));
+    list.extend(irq_scenarios(image));
+    list.push(kernel(
+        "device-reset",
+        &Machine::reset(),
+        image,
+        "test=reset",
+        Expect::success([
+            "reset-flr: ok (nvme 0000:01:00.0: method flr;",
+            "CC 0x460001->0x0, CSTS.RDY 1->0, MSI-X entry 0 data 0x4d4f->0x0 (masked)",
+            "reset-pm-then-bus: ok (e1000e 0000:03:00.0: method bus; tried first: pm reset had no effect: 0000:03:00.0 Command 0x402->0x402;",
+            "RDBAL0 0x12345000->0x0",
+            "reset-bus: ok (edu 0000:02:00.0 below 0000:00:02.0: method bus;",
+            "reset-bus-refused: ok (0000:05:01.0: refused (bus reset not approved; it would reset 0000:05:01.0 0000:05:02.0), then approved: method bus;",
+            "reset-bus-nested: ok (0000:06:00.1 with nested bridge 0000:06:00.0 (bus numbers 0x70706 back): method bus;",
+            "0000:07:01.0 BAR0 0x",
+            "scenario `reset` passed",
+        ]),
+    ));
     let bad_dmar = qemu::write_bad_dmar(&disks.join("acpi")).unwrap_or_default();
     let mut corrupted = Machine {
         no_iommu: true,
@@ -198,6 +216,67 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
     hang.timeout = qemu::HANG_TIMEOUT;
     list.push(hang);
     list
+}
+
+/// Interrupt remapping: the proof on two root-bus edus (exact source IDs) and on the DMA
+/// machine (edu B behind a PCIe-to-PCI bridge: a bus-range entry), and the two ways it is
+/// reported off (register-based invalidation, a unit without ECAP.IR).
+fn irq_scenarios(image: &Path) -> Vec<Scenario> {
+    let proof = |extra: &str| {
+        Expect::success([
+            "dmar: interrupt remapping enabled (256 entries, xAPIC)",
+            "irq-remap: own entry: ok (4 deliveries on vector 48: 3 raised, 1 DMA completion)",
+            "irq-remap: foreign entry: ok",
+            "irq-remap: compatibility format: ok",
+            "stray interrupt on vector 50: no owner; counted and ignored",
+            "irq-remap: freed entry: ok",
+            extra,
+            "scenario `irq-remap` passed",
+        ])
+    };
+    let refused = |why: &str| {
+        Expect::failure(
+            OutcomeKind::KernelFailure,
+            [
+                format!("dmar: interrupt remapping off: unit 0 at 0xfed90000{why}"),
+                "MSIs are not isolated".to_string(),
+                "scenario `irq-remap` failed: interrupt remapping is off".to_string(),
+            ],
+        )
+    };
+    vec![
+        kernel(
+            "irq-remap",
+            &Machine::two_edus(),
+            image,
+            "test=irq-remap",
+            proof("edu B 0000:00:05.0: entry 1 of 256, vector 49, accepts RequesterId"),
+        ),
+        kernel(
+            "irq-remap-bridge",
+            &Machine::dma(""),
+            image,
+            "test=irq-remap",
+            proof("edu B 0000:02:01.0: entry 1 of 256, vector 49, accepts BusRange"),
+        ),
+        kernel(
+            "irq-remap-off-with-register-invalidation",
+            &Machine::two_edus(),
+            image,
+            "test=irq-remap iommu.invalidation=register",
+            refused(": the unit uses register-based invalidation"),
+        ),
+        kernel(
+            "irq-remap-off-without-ecap-ir",
+            &Machine {
+                iommu_options: "intremap=off".into(),
+                ..Machine::two_edus()
+            },
+            image,
+            "test=irq-remap",
+            refused(" lacks ECAP.IR"),
+        ),
+    ]
 }
 
 /// The appliance ISO under SeaBIOS and OVMF, as a CD and as a raw disk.

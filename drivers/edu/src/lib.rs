@@ -1,5 +1,6 @@
-//! Driver for QEMU's `edu` teaching device (1234:11e8): liveness check and its DMA engine.
-//! Safe Rust only; the kernel hands it a register window and a clock.
+//! Driver for QEMU's `edu` teaching device (1234:11e8): liveness check, its DMA engine and its
+//! interrupt status, raise and acknowledge registers. Safe Rust only; the kernel hands it a
+//! register window and a clock.
 //!
 //! The device model's limits (QEMU 7.2, `hw/misc/edu.c`) are enforced here before anything is
 //! written, because the model aborts QEMU on a bad request: a transfer is 1..=4095 bytes and
@@ -16,6 +17,9 @@ pub const DEVICE_ID: u16 = 0x11e8;
 mod reg {
     pub(crate) const IDENTIFICATION: u64 = 0x00;
     pub(crate) const LIVENESS: u64 = 0x04;
+    pub(crate) const INTERRUPT_STATUS: u64 = 0x24;
+    pub(crate) const INTERRUPT_RAISE: u64 = 0x60;
+    pub(crate) const INTERRUPT_ACKNOWLEDGE: u64 = 0x64;
     pub(crate) const DMA_SOURCE: u64 = 0x80;
     pub(crate) const DMA_DESTINATION: u64 = 0x88;
     pub(crate) const DMA_COUNT: u64 = 0x90;
@@ -24,6 +28,10 @@ mod reg {
 
 const COMMAND_START: u64 = 1 << 0;
 const COMMAND_TO_RAM: u64 = 1 << 1;
+const COMMAND_INTERRUPT: u64 = 1 << 2;
+
+/// The interrupt status bit the DMA engine raises on completion when asked to.
+pub const INTERRUPT_DMA_DONE: u32 = 0x100;
 
 /// Start of the device's internal buffer in its DMA address space.
 pub const BUFFER_BASE: u64 = 0x40000;
@@ -76,6 +84,15 @@ pub enum Direction {
     FromDevice,
 }
 
+/// Whether a transfer raises an interrupt when it completes (command bit 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// The caller polls; no interrupt.
+    Quiet,
+    /// The engine raises [`INTERRUPT_DMA_DONE`]: an MSI when MSI is enabled, else INTx.
+    Interrupt,
+}
+
 /// TIMEOUT: the model runs a transfer 100 ms (virtual) after the command; 3 s is far beyond
 /// that even on a loaded TCG host.
 pub const TRANSFER_BUDGET_US: u64 = 3_000_000;
@@ -118,6 +135,27 @@ impl<R: EduRegisters> Edu<R> {
         len: u16,
         now_us: &dyn Fn() -> u64,
     ) -> Result<(), EduError> {
+        self.transfer_with(
+            direction,
+            iova,
+            device_offset,
+            len,
+            Completion::Quiet,
+            now_us,
+        )
+    }
+
+    /// [`Edu::transfer`], with `completion` saying whether the engine also raises
+    /// [`INTERRUPT_DMA_DONE`] when it is done.
+    pub fn transfer_with(
+        &mut self,
+        direction: Direction,
+        iova: u64,
+        device_offset: u16,
+        len: u16,
+        completion: Completion,
+        now_us: &dyn Fn() -> u64,
+    ) -> Result<(), EduError> {
         let device_address = BUFFER_BASE + u64::from(device_offset);
         if len == 0 || len > MAX_TRANSFER || device_address + u64::from(len) > BUFFER_LIMIT {
             return Err(EduError::BadTransfer { device_offset, len });
@@ -132,6 +170,10 @@ impl<R: EduRegisters> Edu<R> {
         self.registers.write64(reg::DMA_SOURCE, source);
         self.registers.write64(reg::DMA_DESTINATION, destination);
         self.registers.write64(reg::DMA_COUNT, u64::from(len));
+        let command = match completion {
+            Completion::Quiet => command,
+            Completion::Interrupt => command | COMMAND_INTERRUPT,
+        };
         self.registers.write64(reg::DMA_COMMAND, command);
         let start = now_us();
         while self.busy() {
@@ -142,6 +184,23 @@ impl<R: EduRegisters> Edu<R> {
             }
         }
         Ok(())
+    }
+
+    /// Raises an interrupt: ORs `bits` into the status register, then the device sends its MSI
+    /// (if MSI is enabled) or asserts INTx. The model sends whenever the status is non-zero
+    /// after the OR, so acknowledge earlier interrupts first.
+    pub fn raise_interrupt(&mut self, bits: u32) {
+        self.registers.write32(reg::INTERRUPT_RAISE, bits);
+    }
+
+    /// The interrupt status: the OR of every value raised and not yet acknowledged.
+    pub fn interrupt_status(&self) -> u32 {
+        self.registers.read32(reg::INTERRUPT_STATUS)
+    }
+
+    /// Clears `bits` from the interrupt status (INTx deasserts at 0; an MSI is not affected).
+    pub fn acknowledge_interrupt(&mut self, bits: u32) {
+        self.registers.write32(reg::INTERRUPT_ACKNOWLEDGE, bits);
     }
 }
 
@@ -154,6 +213,7 @@ mod tests {
     struct FakeEdu {
         id: u32,
         liveness: Cell<u32>,
+        status: Cell<u32>,
         writes: RefCell<Vec<(u64, u64)>>,
         busy_polls: Cell<u32>,
         delay: u32,
@@ -164,6 +224,7 @@ mod tests {
             Self {
                 id: 0x0100_00ed,
                 liveness: Cell::new(0),
+                status: Cell::new(0),
                 writes: RefCell::new(Vec::new()),
                 busy_polls: Cell::new(0),
                 delay,
@@ -176,12 +237,16 @@ mod tests {
             match offset {
                 0 => self.id,
                 4 => !self.liveness.get(),
+                0x24 => self.status.get(),
                 _ => 0,
             }
         }
         fn write32(&self, offset: u64, value: u32) {
-            if offset == 4 {
-                self.liveness.set(value);
+            match offset {
+                4 => self.liveness.set(value),
+                0x60 => self.status.set(self.status.get() | value),
+                0x64 => self.status.set(self.status.get() & !value),
+                _ => {}
             }
         }
         fn read64(&self, offset: u64) -> u64 {
@@ -222,6 +287,46 @@ mod tests {
                 (0x98, 3)
             ]
         );
+    }
+
+    #[test]
+    fn a_transfer_can_ask_for_a_completion_interrupt() {
+        let fake = FakeEdu::new(1);
+        let mut edu = Edu::new(&fake).unwrap();
+        let clock = clock();
+        edu.transfer_with(
+            Direction::ToDevice,
+            0x1000,
+            0,
+            64,
+            Completion::Interrupt,
+            &clock,
+        )
+        .unwrap();
+        assert_eq!(fake.writes.borrow().last(), Some(&(0x98, 0b101)));
+        edu.transfer_with(
+            Direction::FromDevice,
+            0x1000,
+            0,
+            64,
+            Completion::Quiet,
+            &clock,
+        )
+        .unwrap();
+        assert_eq!(fake.writes.borrow().last(), Some(&(0x98, 0b011)));
+    }
+
+    #[test]
+    fn interrupts_are_raised_and_acknowledged() {
+        let fake = FakeEdu::new(0);
+        let mut edu = Edu::new(&fake).unwrap();
+        edu.raise_interrupt(0x1);
+        edu.raise_interrupt(INTERRUPT_DMA_DONE);
+        assert_eq!(edu.interrupt_status(), 0x101);
+        edu.acknowledge_interrupt(0x1);
+        assert_eq!(edu.interrupt_status(), INTERRUPT_DMA_DONE);
+        edu.acknowledge_interrupt(edu.interrupt_status());
+        assert_eq!(edu.interrupt_status(), 0);
     }
 
     #[test]

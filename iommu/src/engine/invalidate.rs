@@ -166,7 +166,8 @@ impl Invalidator {
     }
 
     /// Queues `descriptors` plus a status-writing wait descriptor and waits for the status.
-    fn submit(
+    /// Queued mode only (interrupt_remapping.rs checks the mode before it calls).
+    pub(crate) fn submit(
         &mut self,
         registers: &dyn Registers,
         memory: &mut dyn TableMemory,

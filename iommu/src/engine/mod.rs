@@ -5,11 +5,13 @@
 //! against a simulated unit on the host; the kernel supplies MMIO, frames and the TSC.
 
 pub mod fault;
+pub mod interrupt_remapping;
 pub mod invalidate;
 pub mod registers;
 pub mod unit;
 
 pub use fault::{FaultRecord, FaultReporter, fault_reason_name};
+pub use interrupt_remapping::{InterruptRemapping, InterruptRemappingError};
 pub use invalidate::InvalidationMode;
 pub use registers::{Capability, ExtendedCapability, Offset32, Offset64};
 pub use unit::{RemappingUnit, UnitError, UnitSummary};

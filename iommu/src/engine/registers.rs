@@ -56,6 +56,8 @@ pub const IQH: Offset64 = Offset64(0x80);
 pub const IQT: Offset64 = Offset64(0x88);
 /// Invalidation queue address (10.4.24).
 pub const IQA: Offset64 = Offset64(0x90);
+/// Interrupt remapping table address (10.4, IRTA_REG).
+pub const IRTA: Offset64 = Offset64(0xb8);
 
 /// The size of the register window a unit must decode.
 pub const REGISTER_WINDOW: u64 = 0x1000;

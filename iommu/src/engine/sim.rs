@@ -2,6 +2,8 @@
 //! checked like QEMU's (an 8-byte access to a 32-bit register panics), commands completing at
 //! once unless told to hang, register invalidations ignored while the queue is on (as QEMU
 //! does), and queued descriptors processed on each IQT write with status writes into memory.
+//! GCMD.SIRTP latches IRTA_REG and IRE only takes with a latched table; a GCMD write with CFI
+//! panics (compatibility-format interrupts must stay blocked).
 
 use super::registers::*;
 use super::{Clock, Offset32, Offset64, Registers};
@@ -70,6 +72,9 @@ pub(super) struct SimUnit {
     pub(super) frcd: Cell<(u64, u64)>,
     /// Commands never complete (a dead unit).
     pub(super) hang: Cell<bool>,
+    /// IRTA_REG as written, and the value SIRTP latched (what IRE remaps with).
+    pub(super) irta: Cell<u64>,
+    pub(super) interrupt_table: Cell<Option<u64>>,
     pub(super) events: RefCell<Vec<Event>>,
 }
 
@@ -95,6 +100,8 @@ impl SimUnit {
             fectl: Cell::new(FECTL_IM),
             frcd: Cell::new((0, 0)),
             hang: Cell::new(false),
+            irta: Cell::new(0),
+            interrupt_table: Cell::new(None),
             events: RefCell::new(Vec::new()),
         })
     }
@@ -161,12 +168,26 @@ impl Registers for Rc<SimUnit> {
                     return;
                 }
                 let command = Global::from_bits_retain(value);
-                let mut status = Global::from_bits_retain(self.gsts.get()) - Global::SRTP;
+                assert!(
+                    !command.contains(Global::CFI),
+                    "GCMD.CFI set: compatibility-format interrupts must stay blocked"
+                );
+                let mut status =
+                    Global::from_bits_retain(self.gsts.get()) - Global::SRTP - Global::SIRTP;
                 status.set(Global::TE, command.contains(Global::TE));
                 status.set(Global::QIE, command.contains(Global::QIE));
                 if command.contains(Global::SRTP) {
                     status |= Global::SRTP;
                 }
+                // SIRTP latches IRTA_REG; IRE only takes with a latched table.
+                if command.contains(Global::SIRTP) {
+                    self.interrupt_table.set(Some(self.irta.get()));
+                    status |= Global::SIRTP;
+                }
+                status.set(
+                    Global::IRE,
+                    command.contains(Global::IRE) && self.interrupt_table.get().is_some(),
+                );
                 if command.contains(Global::QIE)
                     && !Global::from_bits_retain(self.gsts.get()).contains(Global::QIE)
                 {
@@ -195,6 +216,7 @@ impl Registers for Rc<SimUnit> {
             0x80 => self.iqh.get(),
             0x88 => self.iqt.get(),
             0x90 => self.iqa.get(),
+            0xb8 => self.irta.get(),
             o if o == self.iro() * 16 + 8 => self.iotlb.get(),
             o if o == self.fro() * 16 => self.frcd.get().0,
             o if o == self.fro() * 16 + 8 => self.frcd.get().1,
@@ -226,6 +248,7 @@ impl Registers for Rc<SimUnit> {
                 }
             }
             0x90 => self.iqa.set(value),
+            0xb8 => self.irta.set(value),
             o if o == self.iro() * 16 => self.iva.set(value),
             o if o == self.iro() * 16 + 8 => {
                 if queued {

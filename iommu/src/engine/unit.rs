@@ -211,7 +211,7 @@ impl<R: Registers> RemappingUnit<R> {
 
     /// Writes GCMD with the persistent enables kept and `set`/`clear` applied, then waits for
     /// GSTS to show `expect` in the bits of `watch`.
-    fn command(
+    pub(super) fn command(
         &self,
         clock: &dyn Clock,
         what: &'static str,
@@ -284,9 +284,12 @@ impl<R: Registers> RemappingUnit<R> {
         )
     }
 
-    /// Turns translation and the invalidation queue off again (used when bring-up of another
-    /// unit fails and remapping as a whole is declared off, so no unit is left half-on).
+    /// Turns interrupt remapping, translation and the invalidation queue off again (used when
+    /// bring-up of another unit fails and remapping as a whole is declared off, so no unit is
+    /// left half-on).
     pub fn disable(&mut self, clock: &dyn Clock) -> Result<(), UnitError> {
+        // Interrupt remapping first: it needs the queue for its invalidations.
+        self.disable_interrupt_remapping(clock)?;
         if self.status().contains(Global::TE) {
             self.command(
                 clock,
@@ -309,6 +312,12 @@ impl<R: Registers> RemappingUnit<R> {
         }
         self.invalidator = None;
         Ok(())
+    }
+
+    /// The registers and, once enabled, the invalidation interface, for the interrupt
+    /// remapping half of the engine (interrupt_remapping.rs).
+    pub(super) fn invalidator(&mut self) -> (&R, Option<&mut Invalidator>) {
+        (&self.registers, self.invalidator.as_mut())
     }
 
     /// Flushes the write buffer when CAP.RWBF asks for it (10.4.4, WBF).

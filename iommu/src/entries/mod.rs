@@ -1,5 +1,6 @@
 //! Typed VT-d legacy-mode structures: root, context and second-level paging entries,
-//! queued-invalidation descriptors and the register-based invalidation commands.
+//! queued-invalidation descriptors, the register-based invalidation commands, and interrupt
+//! remapping table entries with the remappable MSI format.
 //!
 //! Every bit pattern the IOMMU sees is built here, by a constructor that takes typed values and
 //! cites the section of the Intel VT-d specification (rev. 4.x numbering) that defines the
@@ -8,6 +9,7 @@
 mod addr;
 mod context;
 mod domain;
+mod irte;
 mod queued;
 mod register;
 mod root;
@@ -19,7 +21,14 @@ pub use context::{
     ContextAddressWidth, ContextEntry, ContextTranslation, FaultProcessing, TranslationType,
 };
 pub use domain::{DomainId, DomainIdError, DomainLimit};
-pub use queued::{Fence, InvalidationDescriptor, StatusAddress, WaitCompletion};
+pub use irte::{
+    BusRange, DeliveryMode, DestinationMode, InterruptEntry, InterruptIndex, InterruptTableAddress,
+    InterruptTableSize, InterruptVector, RemappableMessage, RemappedInterrupt, SourceValidation,
+    TriggerMode,
+};
+pub use queued::{
+    Fence, InterruptEntryScope, InvalidationDescriptor, StatusAddress, WaitCompletion,
+};
 pub use register::{
     ContextCommand, ContextCommandStatus, InvalidateAddress, IotlbCommand, IotlbCommandStatus,
 };

@@ -3,10 +3,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::{ContextCacheScope, Drain, EntryError, IotlbScope, PhysAddr, field};
+use super::{ContextCacheScope, Drain, EntryError, InterruptIndex, IotlbScope, PhysAddr, field};
 
 const TYPE_CONTEXT_CACHE: u64 = 1;
 const TYPE_IOTLB: u64 = 2;
+const TYPE_INTERRUPT_ENTRY_CACHE: u64 = 4;
 const TYPE_WAIT: u64 = 5;
 const GRANULARITY_SHIFT: u32 = 4;
 const DOMAIN_SHIFT: u32 = 16;
@@ -18,6 +19,18 @@ const WAIT_INTERRUPT: u64 = 1 << 4;
 const WAIT_STATUS_WRITE: u64 = 1 << 5;
 const WAIT_FENCE: u64 = 1 << 6;
 const WAIT_DATA_SHIFT: u32 = 32;
+const INTERRUPT_INDEX_SELECTIVE: u64 = 1 << 4;
+const INTERRUPT_INDEX_SHIFT: u32 = 32;
+
+/// What an interrupt-entry-cache invalidation covers. There is no register-based form: the
+/// interrupt entry cache can only be invalidated through the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptEntryScope {
+    /// G = 0: every cached interrupt remapping entry.
+    Global,
+    /// G = 1 with IM = 0: the one entry at this index.
+    Entry(InterruptIndex),
+}
 
 /// A 4-byte aligned physical address the hardware writes a wait descriptor's status data to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +138,20 @@ impl InvalidationDescriptor {
         }
     }
 
+    /// Interrupt entry cache invalidate descriptor (VT-d spec 6.5.2.7), type 4: G bit 4
+    /// (index-selective), IM in 31:27 (0 here: one entry), IIDX in 47:32; `hi` is reserved.
+    pub const fn interrupt_entry_cache(scope: InterruptEntryScope) -> Self {
+        let lo = match scope {
+            InterruptEntryScope::Global => TYPE_INTERRUPT_ENTRY_CACHE,
+            InterruptEntryScope::Entry(index) => {
+                (index.get() as u64) << INTERRUPT_INDEX_SHIFT
+                    | INTERRUPT_INDEX_SELECTIVE
+                    | TYPE_INTERRUPT_ENTRY_CACHE
+            }
+        };
+        Self { lo, hi: 0 }
+    }
+
     /// Invalidation wait descriptor (VT-d spec 6.5.2.8), type 5: IF bit 4, SW bit 5, FN bit 6,
     /// status data in 63:32; `hi` holds the status address (63:2).
     pub const fn wait(completion: WaitCompletion, fence: Fence) -> Self {
@@ -164,7 +191,8 @@ impl InvalidationDescriptor {
 mod tests {
     use super::*;
     use crate::entries::{
-        DomainId, DomainLimit, FunctionMask, InvalidationHint, Iova, PageSelective, SourceId,
+        DomainId, DomainLimit, FunctionMask, InterruptIndex, InvalidationHint, Iova, PageSelective,
+        SourceId,
     };
 
     fn domain(raw: u16) -> DomainId {
@@ -257,6 +285,21 @@ mod tests {
         for descriptor in [plain, interrupt] {
             assert_ne!(descriptor.lo() & 0x30, 0x30);
             assert_ne!(descriptor.lo() & 0x30, 0);
+        }
+    }
+
+    #[test]
+    fn interrupt_entry_cache_descriptors() {
+        let global = InvalidationDescriptor::interrupt_entry_cache(InterruptEntryScope::Global);
+        assert_eq!(words(global), (0x4, 0));
+        assert_eq!(global.descriptor_type(), 4);
+        let one = InvalidationDescriptor::interrupt_entry_cache(InterruptEntryScope::Entry(
+            InterruptIndex::new(0xabcd),
+        ));
+        assert_eq!(words(one), (0x0000_abcd_0000_0014, 0));
+        // QEMU's `VTD_INV_DESC_IEC_RSVD` must stay clear.
+        for descriptor in [global, one] {
+            assert_eq!(descriptor.lo() & 0xffff_0000_07ff_f1e0, 0);
         }
     }
 

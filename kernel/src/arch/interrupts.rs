@@ -1,6 +1,7 @@
 //! The IDT: every CPU exception gets a diagnostic that ends the run with a failure status;
-//! device vectors (32..=47) dispatch to handlers registered at run time; 0xff is the spurious
-//! vector. Entry stubs are naked functions (stable Rust has no `x86-interrupt` ABI).
+//! device vectors (32..=47) dispatch to handlers registered at run time; MSI vectors
+//! (48..=239) go to `device_vectors`, which counts them and calls their owner; 0xff is the
+//! spurious vector. Entry stubs are naked functions (stable Rust has no `x86-interrupt` ABI).
 
 use super::exit::{ExitCode, exit};
 use super::gdt;
@@ -181,6 +182,33 @@ entry_stubs! {
     26 => v26, 27 => v27, 28 => v28, 29 => v29, 30 => v30, 31 => v31,
     32 => v32, 33 => v33, 34 => v34, 35 => v35, 36 => v36, 37 => v37, 38 => v38, 39 => v39,
     40 => v40, 41 => v41, 42 => v42, 43 => v43, 44 => v44, 45 => v45, 46 => v46, 47 => v47,
+    48 => v48, 49 => v49, 50 => v50, 51 => v51, 52 => v52, 53 => v53, 54 => v54, 55 => v55,
+    56 => v56, 57 => v57, 58 => v58, 59 => v59, 60 => v60, 61 => v61, 62 => v62, 63 => v63,
+    64 => v64, 65 => v65, 66 => v66, 67 => v67, 68 => v68, 69 => v69, 70 => v70, 71 => v71,
+    72 => v72, 73 => v73, 74 => v74, 75 => v75, 76 => v76, 77 => v77, 78 => v78, 79 => v79,
+    80 => v80, 81 => v81, 82 => v82, 83 => v83, 84 => v84, 85 => v85, 86 => v86, 87 => v87,
+    88 => v88, 89 => v89, 90 => v90, 91 => v91, 92 => v92, 93 => v93, 94 => v94, 95 => v95,
+    96 => v96, 97 => v97, 98 => v98, 99 => v99, 100 => v100, 101 => v101, 102 => v102,
+    103 => v103, 104 => v104, 105 => v105, 106 => v106, 107 => v107, 108 => v108, 109 => v109,
+    110 => v110, 111 => v111, 112 => v112, 113 => v113, 114 => v114, 115 => v115, 116 => v116,
+    117 => v117, 118 => v118, 119 => v119, 120 => v120, 121 => v121, 122 => v122, 123 => v123,
+    124 => v124, 125 => v125, 126 => v126, 127 => v127, 128 => v128, 129 => v129, 130 => v130,
+    131 => v131, 132 => v132, 133 => v133, 134 => v134, 135 => v135, 136 => v136, 137 => v137,
+    138 => v138, 139 => v139, 140 => v140, 141 => v141, 142 => v142, 143 => v143, 144 => v144,
+    145 => v145, 146 => v146, 147 => v147, 148 => v148, 149 => v149, 150 => v150, 151 => v151,
+    152 => v152, 153 => v153, 154 => v154, 155 => v155, 156 => v156, 157 => v157, 158 => v158,
+    159 => v159, 160 => v160, 161 => v161, 162 => v162, 163 => v163, 164 => v164, 165 => v165,
+    166 => v166, 167 => v167, 168 => v168, 169 => v169, 170 => v170, 171 => v171, 172 => v172,
+    173 => v173, 174 => v174, 175 => v175, 176 => v176, 177 => v177, 178 => v178, 179 => v179,
+    180 => v180, 181 => v181, 182 => v182, 183 => v183, 184 => v184, 185 => v185, 186 => v186,
+    187 => v187, 188 => v188, 189 => v189, 190 => v190, 191 => v191, 192 => v192, 193 => v193,
+    194 => v194, 195 => v195, 196 => v196, 197 => v197, 198 => v198, 199 => v199, 200 => v200,
+    201 => v201, 202 => v202, 203 => v203, 204 => v204, 205 => v205, 206 => v206, 207 => v207,
+    208 => v208, 209 => v209, 210 => v210, 211 => v211, 212 => v212, 213 => v213, 214 => v214,
+    215 => v215, 216 => v216, 217 => v217, 218 => v218, 219 => v219, 220 => v220, 221 => v221,
+    222 => v222, 223 => v223, 224 => v224, 225 => v225, 226 => v226, 227 => v227, 228 => v228,
+    229 => v229, 230 => v230, 231 => v231, 232 => v232, 233 => v233, 234 => v234, 235 => v235,
+    236 => v236, 237 => v237, 238 => v238, 239 => v239,
     255 => v255,
 }
 
@@ -259,6 +287,10 @@ extern "C" fn dispatch(frame: &mut Frame) {
         exception(frame);
     }
     if vector == SPURIOUS_VECTOR {
+        return;
+    }
+    if (super::device_vectors::FIRST..=super::device_vectors::LAST).contains(&vector) {
+        super::device_vectors::dispatch(vector);
         return;
     }
     let handler = HANDLERS[usize::from(vector)].load(Ordering::Acquire);

@@ -2,6 +2,7 @@
 //! the PIT, the kernel's page tables, and leaving the machine.
 
 pub mod apic;
+pub mod device_vectors;
 pub mod exit;
 pub mod gdt;
 pub mod interrupts;

@@ -1,9 +1,12 @@
-//! PCI(e) discovery: config access, enumeration, BARs and capabilities.
+//! PCI(e) discovery: config access, enumeration, BARs and capabilities; and programming a
+//! function's MSI capability.
 //!
 //! [`enumerate()`] walks one segment, from each of its root buses ([`RootBus`]), through a
 //! [`ConfigAccess`] (the kernel's ECAM, or legacy port I/O limited to
 //! [`ConfigSpaceSize::Conventional`]) and returns every function it found as a [`PciDevice`],
-//! plus a [`Problem`] for everything the firmware or a device got wrong. [`device_line`] prints one line per function for the boot report.
+//! plus a [`Problem`] for everything the firmware or a device got wrong. [`device_line`]
+//! prints one line per function for the boot report. [`reset`] resets a function when its
+//! owner releases it.
 //!
 //! Nothing here uses `unsafe`: configuration space is reached only through the safe
 //! [`ConfigAccess`] trait, and every value read from it is checked before it steers the walk.
@@ -15,8 +18,10 @@ pub mod bus;
 pub mod capabilities;
 pub mod device;
 pub mod enumerate;
+pub mod msi;
 pub mod problem;
 pub mod report;
+pub mod reset;
 
 #[cfg(test)]
 mod tests;
@@ -27,5 +32,6 @@ pub use bus::RootBus;
 pub use capabilities::{Acs, AcsFlags, Capability, CapabilityId, ExtendedCapability};
 pub use device::{DeviceKind, PciDevice, PcieInfo, PortType};
 pub use enumerate::{Enumeration, enumerate};
+pub use msi::{Mask, Msi, MsiError};
 pub use problem::{Problem, ProblemKind};
 pub use report::{device_line, kind_name};

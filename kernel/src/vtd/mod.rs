@@ -7,6 +7,7 @@
 mod domain;
 pub mod faults;
 pub mod hw;
+pub mod interrupt_remapping;
 pub mod topology;
 
 use crate::cmdline::{CommandLine, InvalidationChoice};
@@ -292,6 +293,7 @@ fn bring_up(
             u16::from(faults::FAULT_VECTOR),
         );
     }
+    interrupt_remapping::enable(state);
     summary.units = state
         .units
         .iter()

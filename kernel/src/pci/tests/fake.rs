@@ -1,6 +1,12 @@
 //! A configuration space held in memory: one 4 KiB array per function, BARs that answer the
 //! all-ones write with their size mask, a status register whose error bits are
-//! write-one-to-clear, and a log that checks how discovery used it.
+//! write-one-to-clear, and a log that checks how discovery used it. Resets (FLR, PM, secondary
+//! bus reset) act on it as in QEMU 7.2 (see [`reset`]), and routing through bridges' bus
+//! numbers can be turned on.
+
+mod reset;
+
+pub(super) use reset::ResetBehaviour;
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -32,6 +38,10 @@ pub(super) struct Function {
     /// For each BAR slot that is a BAR, the bits a write can change (the size mask); `None`
     /// for dwords that are not BARs in this header layout.
     pub(super) bar_writable: [Option<u32>; 6],
+    /// How the function reacts to resets.
+    pub(super) behaviour: ResetBehaviour,
+    /// The function stopped answering: reads return all ones.
+    pub(super) silent: bool,
 }
 
 impl core::fmt::Debug for Function {
@@ -54,6 +64,8 @@ impl Function {
         Function {
             bytes: [0; 4096],
             bar_writable,
+            behaviour: ResetBehaviour::default(),
+            silent: false,
         }
     }
 
@@ -95,6 +107,7 @@ impl Function {
 pub(super) struct FakeConfig {
     functions: RefCell<BTreeMap<Bdf, Function>>,
     limit: u16,
+    routing: bool,
     writes: RefCell<Vec<(Bdf, u16, u32)>>,
     violations: RefCell<Vec<String>>,
 }
@@ -105,6 +118,7 @@ impl FakeConfig {
         FakeConfig {
             functions: RefCell::new(BTreeMap::new()),
             limit: size.limit(),
+            routing: false,
             writes: RefCell::new(Vec::new()),
             violations: RefCell::new(Vec::new()),
         }
@@ -113,6 +127,27 @@ impl FakeConfig {
     /// Adds or replaces the function at `at`.
     pub(super) fn insert(&mut self, at: Bdf, function: Function) {
         self.functions.get_mut().insert(at, function);
+    }
+
+    /// From now on a function below bus 0 answers only if bridges' bus numbers lead to it, as
+    /// on a real (or QEMU) bus; by default every function answers wherever it is.
+    pub(super) fn route_by_bus_numbers(&mut self) {
+        self.routing = true;
+    }
+
+    /// Changes how the function at `at` reacts to resets.
+    pub(super) fn behave(&mut self, at: &str, behaviour: ResetBehaviour) {
+        self.edit(at, |function| function.behaviour = behaviour);
+    }
+
+    /// The dword at `offset` of `at` as stored, whether or not it would answer.
+    pub(super) fn peek(&self, at: &str, offset: u16) -> u32 {
+        self.functions.borrow()[&bdf(at)].get32(offset)
+    }
+
+    /// Forgets the writes logged so far.
+    pub(super) fn clear_writes(&self) {
+        self.writes.borrow_mut().clear();
     }
 
     /// Removes the function at `at`.
@@ -162,9 +197,13 @@ impl FakeConfig {
 impl ConfigAccess for FakeConfig {
     fn read32(&self, at: Bdf, offset: u16) -> u32 {
         self.check(offset);
-        self.functions
-            .borrow()
+        let functions = self.functions.borrow();
+        if self.routing && !reset::reachable(&functions, at) {
+            return u32::MAX;
+        }
+        functions
             .get(&at)
+            .filter(|function| !function.silent)
             .map_or(u32::MAX, |function| function.get32(offset))
     }
 
@@ -172,9 +211,16 @@ impl ConfigAccess for FakeConfig {
         self.check(offset);
         self.writes.borrow_mut().push((at, offset, value));
         let mut functions = self.functions.borrow_mut();
+        if self.routing && !reset::reachable(&functions, at) {
+            return;
+        }
         let Some(function) = functions.get_mut(&at) else {
             return;
         };
+        if function.silent || function.behaviour.read_only {
+            return;
+        }
+        let old = function.get32(offset);
         if offset == COMMAND {
             // Command is read/write; status bits are read-only or write-one-to-clear.
             let old = function.get32(COMMAND);
@@ -191,5 +237,6 @@ impl ConfigAccess for FakeConfig {
         } else {
             function.put32(offset, value);
         }
+        reset::after_write(&mut functions, at, offset, old);
     }
 }

@@ -6,6 +6,9 @@ mod fake;
 mod malformed;
 mod properties;
 mod q35;
+mod reset;
+mod reset_bus;
+mod reset_machine;
 mod roots;
 mod topology;
 
