@@ -9,6 +9,7 @@ extern crate alloc;
 
 mod dma_tests;
 mod entry;
+mod iommu_groups;
 mod irq_tests;
 mod multiboot2;
 mod pvh;
@@ -146,7 +147,9 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         }
     };
     let devices = moat_kernel::devices::publish(discover_pci(platform));
+    let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);
     let remapping_lines = remapping::bring_up(&options, platform.dmar.as_deref(), devices);
+    let group_lines = iommu_groups::report_lines(&groups);
 
     x86_64::instructions::interrupts::enable();
     if apic_info.is_some() {
@@ -170,6 +173,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         options: &options,
         devices,
         remapping: &remapping_lines,
+        groups: &group_lines,
     });
     moat_kernel::kprintln!("moat: ready");
 

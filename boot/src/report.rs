@@ -21,6 +21,7 @@ pub(crate) struct Report<'a> {
     pub(crate) options: &'a CommandLine,
     pub(crate) devices: &'a moat_kernel::pci::Enumeration,
     pub(crate) remapping: &'a [alloc::string::String],
+    pub(crate) groups: &'a [alloc::string::String],
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -38,7 +39,7 @@ pub(crate) fn print(report: &Report<'_>) {
     acpi(report.platform);
     timers(report);
     pci(report.devices);
-    for line in report.remapping {
+    for line in report.remapping.iter().chain(report.groups) {
         kprintln!("{line}");
     }
     kprintln!(

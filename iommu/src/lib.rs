@@ -9,6 +9,7 @@ pub mod bdf;
 pub mod dmar;
 pub mod engine;
 pub mod entries;
+pub mod group;
 pub mod ownership;
 pub mod paging;
 

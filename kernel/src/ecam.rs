@@ -47,8 +47,14 @@ impl ConfigSpace {
         }
     }
 
-    fn ecam_address(regions: &[EcamRegion], address: PciAddress, offset: u16) -> Option<usize> {
-        if offset >= 4096 || !offset.is_multiple_of(4) {
+    /// Where `offset` (aligned to `width` bytes) of `address` is mapped, if a window decodes it.
+    fn ecam_address(
+        regions: &[EcamRegion],
+        address: PciAddress,
+        offset: u16,
+        width: u16,
+    ) -> Option<usize> {
+        if offset >= 4096 || !offset.is_multiple_of(width) {
             return None;
         }
         let region = regions.iter().find(|r| {
@@ -60,8 +66,9 @@ impl ConfigSpace {
         Some((region.base + function + u64::from(offset)) as usize)
     }
 
-    fn port_address(address: PciAddress, offset: u16) -> Option<u32> {
-        if address.segment() != 0 || offset >= 256 || !offset.is_multiple_of(4) {
+    /// The 0xcf8 selector for the dword holding `offset` (aligned to `width` bytes).
+    fn port_address(address: PciAddress, offset: u16, width: u16) -> Option<u32> {
+        if address.segment() != 0 || offset >= 256 || !offset.is_multiple_of(width) {
             return None;
         }
         Some(
@@ -69,8 +76,29 @@ impl ConfigSpace {
                 | (u32::from(address.bus()) << 16)
                 | (u32::from(address.device()) << 11)
                 | (u32::from(address.function()) << 8)
-                | u32::from(offset),
+                | u32::from(offset & !3),
         )
+    }
+
+    /// Writes the 16-bit word at `offset` (even) with one 16-bit access; a write no window
+    /// decodes, or at an odd offset, is dropped.
+    fn write16(&self, address: PciAddress, offset: u16, value: u16) {
+        match self {
+            Self::Ecam(regions) => {
+                if let Some(at) = Self::ecam_address(regions, address, offset, 2) {
+                    // SAFETY: the address lies in an ECAM window `new` mapped uncached, and is
+                    // 2-byte aligned; configuration space takes 16-bit accesses.
+                    unsafe { Mmio::<u16>::new(at) }.write(value);
+                }
+            }
+            Self::Ports => {
+                if let Some(selector) = Self::port_address(address, offset, 2) {
+                    io::outl(0xcf8, selector);
+                    // The data port's bytes are the selected dword's bytes.
+                    io::outw(0xcfc + (offset & 2), value);
+                }
+            }
+        }
     }
 }
 
@@ -79,13 +107,13 @@ impl ConfigRegionAccess for ConfigSpace {
     /// abort.
     unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
         match self {
-            Self::Ecam(regions) => match Self::ecam_address(regions, address, offset) {
+            Self::Ecam(regions) => match Self::ecam_address(regions, address, offset, 4) {
                 // SAFETY: the address lies in an ECAM window `new` mapped uncached, and config
                 // dwords are 4-byte registers.
                 Some(at) => unsafe { Mmio::<u32>::new(at) }.read(),
                 None => u32::MAX,
             },
-            Self::Ports => match Self::port_address(address, offset) {
+            Self::Ports => match Self::port_address(address, offset, 4) {
                 Some(selector) => {
                     io::outl(0xcf8, selector);
                     io::inl(0xcfc)
@@ -99,13 +127,13 @@ impl ConfigRegionAccess for ConfigSpace {
     unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
         match self {
             Self::Ecam(regions) => {
-                if let Some(at) = Self::ecam_address(regions, address, offset) {
+                if let Some(at) = Self::ecam_address(regions, address, offset, 4) {
                     // SAFETY: as for `read`.
                     unsafe { Mmio::<u32>::new(at) }.write(value);
                 }
             }
             Self::Ports => {
-                if let Some(selector) = Self::port_address(address, offset) {
+                if let Some(selector) = Self::port_address(address, offset, 4) {
                     io::outl(0xcf8, selector);
                     io::outl(0xcfc, value);
                 }
@@ -124,6 +152,10 @@ impl crate::pci::ConfigAccess for ConfigSpace {
     fn write32(&self, bdf: moat_iommu::Bdf, offset: u16, value: u32) {
         // SAFETY: as for `read32`; writes no window decodes are dropped.
         unsafe { ConfigRegionAccess::write(self, crate::pci::pci_address(bdf), offset, value) }
+    }
+
+    fn write16(&self, bdf: moat_iommu::Bdf, offset: u16, value: u16) {
+        ConfigSpace::write16(self, crate::pci::pci_address(bdf), offset, value)
     }
 }
 

@@ -18,6 +18,12 @@ pub fn outb(port: u16, value: u8) {
     unsafe { Port::<u8>::new(port).write(value) }
 }
 
+/// Writes a 16-bit value to an I/O port.
+pub fn outw(port: u16, value: u16) {
+    // SAFETY: as for `outb`.
+    unsafe { Port::<u16>::new(port).write(value) }
+}
+
 /// Reads a 32-bit value from an I/O port.
 pub fn inl(port: u16) -> u32 {
     // SAFETY: as for `inb`.

@@ -7,7 +7,8 @@ use pci_types::{CommandRegister, PciAddress, StatusRegister};
 /// Offset of the command register (16 bits; the status register is the upper half).
 pub const COMMAND_OFFSET: u16 = 0x04;
 
-/// Reads and writes PCI configuration space in aligned 32-bit units, safely.
+/// Reads and writes PCI configuration space in aligned 32-bit units (and 16-bit writes where a
+/// neighbouring register must not be written), safely.
 ///
 /// This is the safe twin of [`pci_types::ConfigRegionAccess`], whose `read`/`write` are
 /// `unsafe fn`s ("`address` and `offset` must be valid"). Discovery calls the accessor with
@@ -28,6 +29,12 @@ pub trait ConfigAccess {
 
     /// Writes the dword at `offset` of `bdf`'s configuration space.
     fn write32(&self, bdf: Bdf, offset: u16, value: u32);
+
+    /// Writes the 16-bit word at `offset` (even) with one 16-bit access, for a register that
+    /// shares its dword with one that must not be written: the ACS Control register (+6)
+    /// sits beside the read-only ACS Capability register (+4). An odd `offset` or one beyond
+    /// the reachable size writes nothing.
+    fn write16(&self, bdf: Bdf, offset: u16, value: u16);
 }
 
 impl<T: ConfigAccess + ?Sized> ConfigAccess for &T {
@@ -38,10 +45,14 @@ impl<T: ConfigAccess + ?Sized> ConfigAccess for &T {
     fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
         (**self).write32(bdf, offset, value)
     }
+
+    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+        (**self).write16(bdf, offset, value)
+    }
 }
 
-/// Narrow reads and register helpers over any [`ConfigAccess`]. Only 32-bit accesses reach
-/// the hardware: legacy port I/O (0xcf8/0xcfc) and some devices (QEMU's edu, below 0x80)
+/// Narrow reads and register helpers over any [`ConfigAccess`]. Reads reach the hardware as
+/// 32-bit accesses: legacy port I/O (0xcf8/0xcfc) and some devices (QEMU's edu, below 0x80)
 /// handle nothing else reliably.
 pub trait ConfigAccessExt: ConfigAccess {
     /// The byte at `offset` (any alignment).

@@ -1,29 +1,11 @@
-//! Bus numbers during discovery: the root buses (buses no bridge forwards to) and the set of
-//! bus numbers already scanned or claimed by a bridge.
+//! Bus numbers during discovery: the set of bus numbers already scanned or claimed by a
+//! bridge, and how root buses (buses no bridge forwards to) are found.
 //!
 //! Root buses are found by probing, not from ACPI: firmware describes extra host bridges
 //! (QEMU's `pxb-pcie` expanders) only as DSDT objects, which would need an AML interpreter.
 //! Every bus number of the segment that no bridge's secondary..=subordinate range claims is
-//! probed for a function 0 in any slot; a bus where one answers is a root bus.
-
-use core::fmt;
-
-/// A bus reached straight from the host rather than through a bridge: the first bus of a
-/// segment, or the bus of another host bridge (a `pxb-pcie` expander's `bus_nr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RootBus {
-    /// The PCI segment (ECAM window) the bus is in.
-    pub segment: u16,
-    /// The bus number.
-    pub bus: u8,
-}
-
-impl fmt::Display for RootBus {
-    /// Linux's form for a bus: `0000:40`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:02x}", self.segment, self.bus)
-    }
-}
+//! probed for a function 0 in any slot; a bus where one answers is a root bus (an expander's
+//! is at its `bus_nr`).
 
 /// A set of bus numbers.
 #[derive(Default)]

@@ -3,7 +3,6 @@
 //! pointer is range-checked and every walk is bounded and loop-checked before it advances.
 
 use alloc::vec::Vec;
-use bitflags::bitflags;
 use moat_iommu::Bdf;
 
 use super::access::{ConfigAccess, ConfigAccessExt};
@@ -80,30 +79,9 @@ pub struct Capability {
     pub offset: u8,
 }
 
-bitflags! {
-    /// ACS capability and control register bits (PCIe 6.0 §7.7.8.2, §7.7.8.3). The same bit
-    /// means "supported" in the capability register and "enabled" in the control register.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub struct AcsFlags: u16 {
-        /// ACS Source Validation.
-        const SOURCE_VALIDATION = 1 << 0;
-        /// ACS Translation Blocking.
-        const TRANSLATION_BLOCKING = 1 << 1;
-        /// ACS P2P Request Redirect.
-        const REQUEST_REDIRECT = 1 << 2;
-        /// ACS P2P Completion Redirect.
-        const COMPLETION_REDIRECT = 1 << 3;
-        /// ACS Upstream Forwarding.
-        const UPSTREAM_FORWARDING = 1 << 4;
-        /// ACS P2P Egress Control.
-        const EGRESS_CONTROL = 1 << 5;
-        /// ACS Direct Translated P2P.
-        const DIRECT_TRANSLATED = 1 << 6;
-        // Keep reserved and newer bits (and the capability register's egress vector size in
-        // bits 15:8) rather than dropping them.
-        const _ = !0;
-    }
-}
+/// ACS capability and control register bits; defined once, beside the grouping rules that
+/// read them.
+pub use moat_iommu::group::AcsFlags;
 
 /// The Access Control Services extended capability (ID 0x000d) and its two registers as
 /// discovery found them.

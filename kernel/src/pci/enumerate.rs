@@ -10,11 +10,12 @@ use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
 use moat_iommu::Bdf;
+use moat_iommu::group::Bus;
 use pci_types::HeaderType;
 
 use super::access::{ConfigAccess, ConfigAccessExt, ConfigSpaceSize};
 use super::bar::read_bars;
-use super::bus::{BusSet, RootBus};
+use super::bus::BusSet;
 use super::capabilities::{CapabilityId, extended_capabilities, standard_capabilities};
 use super::device::{DeviceKind, PciDevice, PcieInfo, PortType};
 use super::problem::{Problem, ProblemKind};
@@ -43,9 +44,10 @@ pub struct Enumeration {
     pub devices: Vec<PciDevice>,
     /// Everything found wrong, sorted by [`Bdf`] (in discovery order for one function).
     pub problems: Vec<Problem>,
-    /// The root buses scanned: the segment's first bus, then every other bus found by
-    /// probing, ascending.
-    pub root_buses: Vec<RootBus>,
+    /// The root buses, in the order walked (which IOMMU grouping numbers groups by): the
+    /// segment's first bus, then every other bus found by probing, ascending (see
+    /// [`super::bus`]).
+    pub root_buses: Vec<Bus>,
 }
 
 impl Enumeration {
@@ -136,10 +138,7 @@ impl<A: ConfigAccess> Walk<'_, A> {
 
     /// Records `root` as a root bus and scans it and every bus below it.
     fn scan_hierarchy(&mut self, root: u8) {
-        self.result.root_buses.push(RootBus {
-            segment: self.segment,
-            bus: root,
-        });
+        self.result.root_buses.push(Bus::new(self.segment, root));
         self.scanned.insert(root);
         self.claimed.insert(root);
         // Buses still to scan, each with the last bus number its bridge forwards.

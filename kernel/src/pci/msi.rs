@@ -220,6 +220,13 @@ mod tests {
             let at = usize::from(offset);
             self.bytes.borrow_mut()[at..at + 4].copy_from_slice(&value.to_le_bytes());
         }
+
+        fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+            let aligned = offset & !3;
+            let shift = u32::from(offset & 2) * 8;
+            let merged = (self.dword(aligned) & !(0xffff << shift)) | (u32::from(value) << shift);
+            self.write32(bdf, aligned, merged);
+        }
     }
 
     fn bdf() -> Bdf {

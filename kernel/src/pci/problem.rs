@@ -121,6 +121,20 @@ pub enum ProblemKind {
     },
 }
 
+impl ProblemKind {
+    /// Whether this problem kept discovery from following a bridge to its secondary bus
+    /// (nothing behind the bridge was scanned through it).
+    pub const fn bridge_not_followed(&self) -> bool {
+        matches!(
+            self,
+            ProblemKind::SecondaryBusNotAbove { .. }
+                | ProblemKind::SecondaryBusOutOfRange { .. }
+                | ProblemKind::SecondaryBusAlreadyScanned { .. }
+                | ProblemKind::SubordinateBelowSecondary { .. }
+        )
+    }
+}
+
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

@@ -109,6 +109,7 @@ pub(super) struct FakeConfig {
     limit: u16,
     routing: bool,
     writes: RefCell<Vec<(Bdf, u16, u32)>>,
+    writes16: RefCell<Vec<(Bdf, u16, u16)>>,
     violations: RefCell<Vec<String>>,
 }
 
@@ -120,6 +121,7 @@ impl FakeConfig {
             limit: size.limit(),
             routing: false,
             writes: RefCell::new(Vec::new()),
+            writes16: RefCell::new(Vec::new()),
             violations: RefCell::new(Vec::new()),
         }
     }
@@ -177,6 +179,11 @@ impl FakeConfig {
     /// Every write discovery made: (function, offset, value).
     pub(super) fn writes(&self) -> Vec<(Bdf, u16, u32)> {
         self.writes.borrow().clone()
+    }
+
+    /// Every 16-bit write: (function, offset, value).
+    pub(super) fn writes16(&self) -> Vec<(Bdf, u16, u16)> {
+        self.writes16.borrow().clone()
     }
 
     /// All-ones BAR writes made while the function was decoding.
@@ -238,5 +245,22 @@ impl ConfigAccess for FakeConfig {
             function.put32(offset, value);
         }
         reset::after_write(&mut functions, at, offset, old);
+    }
+
+    fn write16(&self, at: Bdf, offset: u16, value: u16) {
+        assert_eq!(
+            offset % 2,
+            0,
+            "unaligned 16-bit config write at {offset:#x}"
+        );
+        assert!(
+            offset < self.limit,
+            "config write at {offset:#x} beyond reachable {:#x}",
+            self.limit
+        );
+        self.writes16.borrow_mut().push((at, offset, value));
+        if let Some(function) = self.functions.borrow_mut().get_mut(&at) {
+            function.put16(offset, value);
+        }
     }
 }

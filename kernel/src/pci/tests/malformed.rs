@@ -251,7 +251,7 @@ fn pci_bridge_secondary_bus_already_claimed() {
         &[],
     );
     let roots = run(&machine).root_buses;
-    assert_eq!(roots.last().map(|root| root.bus), Some(4));
+    assert_eq!(roots.last().map(|root| root.number()), Some(4));
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn pci_bridge_subordinate_bus_numbers() {
         &[],
     );
     let roots = run(&machine).root_buses;
-    assert_eq!(roots.last().map(|root| root.bus), Some(4));
+    assert_eq!(roots.last().map(|root| root.number()), Some(4));
 
     // Subordinate beyond the parent's range: followed within the range.
     let mut machine = q35(ConfigSpaceSize::Extended);

@@ -3,6 +3,7 @@
 
 mod builder;
 mod fake;
+mod groups;
 mod malformed;
 mod properties;
 mod q35;

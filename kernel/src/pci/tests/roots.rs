@@ -8,7 +8,9 @@ use super::builder::FunctionBuilder;
 use super::fake::{FakeConfig, bdf};
 use super::q35::{Q35_LINES, edu, q35, root_port};
 use super::{addresses, lines, problem_lines, run};
-use crate::pci::{ConfigSpaceSize, Enumeration, RootBus, enumerate};
+use moat_iommu::group::Bus;
+
+use crate::pci::{ConfigSpaceSize, Enumeration, enumerate};
 
 /// The root buses as the boot report prints them.
 fn roots(found: &Enumeration) -> Vec<String> {
@@ -48,13 +50,7 @@ fn pci_expander_root_bus_is_found_by_probing() {
     ]);
     expected.sort_unstable();
     assert_eq!(lines(&found), expected);
-    assert_eq!(
-        found.root_buses[1],
-        RootBus {
-            segment: 0,
-            bus: 0x40
-        }
-    );
+    assert_eq!(found.root_buses[1], Bus::new(0, 0x40));
 }
 
 #[test]
