@@ -135,3 +135,6 @@ pub(crate) fn topologies() -> Vec<(&'static str, Vec<String>)> {
         .map(|(name, args)| (*name, args.iter().map(|a| (*a).to_string()).collect()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
