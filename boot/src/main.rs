@@ -9,6 +9,7 @@ extern crate alloc;
 
 mod entry;
 mod iommu_groups;
+mod irq_tests;
 mod multiboot2;
 mod pvh;
 mod remapping;
@@ -223,7 +224,8 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     }
 }
 
-/// Maps config space (ECAM from the MCFG, else ports) and enumerates every segment's buses.
+/// Maps config space (ECAM from the MCFG, else ports) and enumerates every segment's buses,
+/// from each root bus (the first, then any other found by probing).
 fn discover_pci(platform: &acpi::platform::Platform) -> moat_kernel::pci::Enumeration {
     use moat_kernel::pci::{ConfigSpaceSize, Enumeration, enumerate};
     let config = match moat_kernel::ecam::ConfigSpace::new(&platform.ecam) {
@@ -250,6 +252,9 @@ fn discover_pci(platform: &acpi::platform::Platform) -> moat_kernel::pci::Enumer
         all.root_buses.extend(found.root_buses);
     }
     all.devices.sort_by_key(|d| d.bdf);
+    for root in &all.root_buses {
+        info!("pci", "root bus {root}");
+    }
     for problem in &all.problems {
         warn!("pci", "{problem}");
     }

@@ -175,6 +175,9 @@ fn timers(report: &Report<'_>) {
 
 fn pci(devices: &moat_kernel::pci::Enumeration) {
     kprintln!("pci: {} functions", devices.devices.len());
+    for root in &devices.root_buses {
+        kprintln!("pci: root bus {root}");
+    }
     for device in &devices.devices {
         kprintln!("pci: {}", moat_kernel::pci::device_line(device));
     }

@@ -313,6 +313,52 @@ fn qemu_root_ports_claim_their_buses() {
 }
 
 #[test]
+fn qemu_expander_root_bus_scopes_start_at_its_bus() {
+    // What QEMU 7.2 builds for `-device pxb-pcie,bus_nr=0x40,addr=0x9` with a pcie-root-port
+    // at 40:00.0 and a pci-bridge at 40:01.0: one scope per device on each root bus, the
+    // expander's with start bus 0x40.
+    let table = TableBuilder::new(38, 1)
+        .drhd(
+            0,
+            0,
+            0,
+            0xfed9_0000,
+            &[
+                Scope::ioapic(0, 0xff, &[(0, 0)]),
+                Scope::endpoint(0, &[(0, 0)]),
+                Scope::endpoint(0, &[(9, 0)]),
+                Scope::bridge(0x40, &[(0, 0)]),
+                Scope::bridge(0x40, &[(1, 0)]),
+            ],
+        )
+        .build();
+    let dmar = Dmar::parse(&table).unwrap();
+    let topology = FakeTopology::new()
+        .device(bdf(0, 0, 0))
+        .device(bdf(0, 9, 0))
+        .bridge(bdf(0x40, 0, 0), 0x41, 0x41)
+        .device(bdf(0x41, 0, 0))
+        .bridge(bdf(0x40, 1, 0), 0x42, 0x42)
+        .device(bdf(0x42, 2, 0));
+    for device in [
+        bdf(0, 9, 0),
+        bdf(0x40, 0, 0),
+        bdf(0x40, 1, 0),
+        bdf(0x41, 0, 0),
+        bdf(0x42, 2, 0),
+    ] {
+        assert_eq!(
+            unit_for_device(&dmar, device, &topology),
+            Some(0),
+            "{device}"
+        );
+    }
+    // Not listed (nothing at 40:02.0) and not below a listed bridge.
+    assert_eq!(unit_for_device(&dmar, bdf(0x40, 2, 0), &topology), None);
+    assert_eq!(unit_for_device(&dmar, bdf(0x43, 0, 0), &topology), None);
+}
+
+#[test]
 fn dell_xps13_thunderbolt_ports_have_their_own_units() {
     let dmar = Dmar::parse(&fixture("dell-xps13-9310.bin")).unwrap();
     let topology = FakeTopology::new()

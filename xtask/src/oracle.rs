@@ -10,18 +10,23 @@
 //!   into a [`LinuxReport`].
 //! - [`parse_moat_pci`] reads the `pci:` lines of Moat's boot report; [`compare`] diffs the two
 //!   device lists.
+//! - [`parse_moat_groups`] reads Moat's `iommu group N:` lines; [`compare_groups`] compares the
+//!   two partitions of the devices into IOMMU groups.
 //! - [`topologies`] names the QEMU device sets worth comparing.
 //!
 //! Submodules, one concept each: `guest` (packages and cache), `initramfs` (building the
-//! initramfs), `boot` (QEMU), `report` (parsing both reports, comparing) and `topology`.
+//! initramfs), `boot` (QEMU), `report` (parsing both reports, comparing PCI functions),
+//! `groups` (IOMMU groups) and `topology`.
 
 mod boot;
+mod groups;
 mod guest;
 mod initramfs;
 mod report;
 mod topology;
 
 pub(crate) use boot::{LINUX_BOOT_TIMEOUT, boot_linux};
+pub(crate) use groups::{Groups, compare_groups, parse_moat_groups};
 pub(crate) use guest::{LinuxGuest, ensure_linux};
 pub(crate) use report::{LinuxReport, compare, parse_linux_report, parse_moat_pci};
 pub(crate) use topology::topologies;

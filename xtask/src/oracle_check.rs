@@ -1,13 +1,14 @@
-//! "Linux agrees on the PCI topology": for every topology in [`oracle::topologies`], boots Moat
-//! and the Linux oracle guest on the same QEMU machine and compares the PCI functions Moat's
-//! boot report lists with the ones Linux finds.
+//! "Linux agrees": for every topology in [`oracle::topologies`], boots Moat and the Linux
+//! oracle guest on the same QEMU machine and makes two checks: the PCI functions Moat's boot
+//! report lists are the ones Linux finds (`linux-agrees-pci-<topology>`), and Moat's IOMMU
+//! groups divide the devices exactly as Linux's do (`linux-agrees-groups-<topology>`; group
+//! numbers are ignored).
 //!
 //! Each topology runs its two QEMUs side by side (never more than two at once); topologies run
-//! one after another. Output follows the scenario runner: `PASS linux-agrees-pci-<topology>
-//! (N s)` or `FAIL linux-agrees-pci-<topology>: <why>` followed by both serial logs. Linux's
-//! IOMMU groups are printed for every topology (one line per group) but not compared yet.
+//! one after another. Output follows the scenario runner: `PASS <check> (N s)` or `FAIL
+//! <check>: <why>`, one line per check; if either check of a topology failed, both serial logs
+//! follow. Linux's IOMMU groups are printed for every topology (one line per group).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
@@ -19,8 +20,10 @@ use moat_tests::{Expect, RunResult};
 use crate::oracle::{self, LinuxGuest, LinuxReport};
 use crate::qemu::{self, Boot, Firmware, Machine};
 
-/// Prefix of every check's name; the topology's name follows.
-const CHECK_PREFIX: &str = "linux-agrees-pci-";
+/// Prefix of the PCI check's name; the topology's name follows.
+const PCI_CHECK_PREFIX: &str = "linux-agrees-pci-";
+/// Prefix of the IOMMU group check's name; the topology's name follows.
+const GROUPS_CHECK_PREFIX: &str = "linux-agrees-groups-";
 /// The kernel command line of the Moat boot: print the boot report, then power off.
 const MOAT_CMDLINE: &str = "poweroff";
 
@@ -43,13 +46,14 @@ pub(crate) fn run_oracle_checks(kernel: &Path) -> Result<(), String> {
     let started = Instant::now();
     let (mut passed, mut failed) = (0, Vec::new());
     for (topology, args) in oracle::topologies() {
-        let name = format!("{CHECK_PREFIX}{topology}");
         let check = check_topology(kernel, &guest, &args);
-        print!("{}", describe(&name, &check));
-        if check.verdict.is_ok() {
-            passed += 1;
-        } else {
-            failed.push(name);
+        print!("{}", describe(topology, &check));
+        for (name, verdict) in check.verdicts(topology) {
+            if verdict.is_ok() {
+                passed += 1;
+            } else {
+                failed.push(name);
+            }
         }
     }
     eprintln!(
@@ -75,7 +79,10 @@ struct Checked {
     /// Linux's report (or why the guest failed, with its serial log).
     linux: Result<LinuxReport, String>,
     /// `Ok` when Moat booted, reported PCI functions and Linux agrees on them.
-    verdict: Result<(), String>,
+    pci: Result<(), String>,
+    /// `Ok` when Moat booted, reported IOMMU groups and they partition the devices as
+    /// Linux's do.
+    groups: Result<(), String>,
     /// Wall-clock time for both boots.
     elapsed: Duration,
 }
@@ -98,17 +105,29 @@ fn check_topology(kernel: &Path, guest: &LinuxGuest, args: &[String]) -> Checked
             .unwrap_or_else(|_| Err("the Linux boot thread panicked".into()));
         (moat, linux)
     });
-    let verdict = judge(&moat, &linux);
+    let pci = judge(&moat, &linux);
+    let groups = judge_groups(&moat, &linux);
     Checked {
         moat,
         linux,
-        verdict,
+        pci,
+        groups,
         elapsed: started.elapsed(),
     }
 }
 
-/// Whether Moat's run is a good boot whose `pci:` lines list exactly the functions Linux found.
-fn judge(moat: &io::Result<RunResult>, linux: &Result<LinuxReport, String>) -> Result<(), String> {
+impl Checked {
+    /// Each check's name (for `topology`) and verdict.
+    fn verdicts(&self, topology: &str) -> [(String, &Result<(), String>); 2] {
+        [
+            (format!("{PCI_CHECK_PREFIX}{topology}"), &self.pci),
+            (format!("{GROUPS_CHECK_PREFIX}{topology}"), &self.groups),
+        ]
+    }
+}
+
+/// Moat's run if it was a good boot (status 33 with `moat: ready`).
+fn good_boot(moat: &io::Result<RunResult>) -> Result<&RunResult, String> {
     let moat = match moat {
         Ok(run) => run,
         Err(error) => return Err(format!("could not run Moat's QEMU: {error}")),
@@ -116,6 +135,12 @@ fn judge(moat: &io::Result<RunResult>, linux: &Result<LinuxReport, String>) -> R
     let no_text: [&str; 0] = [];
     moat_tests::check(&Expect::success(no_text), moat)
         .map_err(|mismatch| format!("Moat's boot failed: {mismatch}"))?;
+    Ok(moat)
+}
+
+/// Whether Moat's run is a good boot whose `pci:` lines list exactly the functions Linux found.
+fn judge(moat: &io::Result<RunResult>, linux: &Result<LinuxReport, String>) -> Result<(), String> {
+    let moat = good_boot(moat)?;
     let moat_devices = oracle::parse_moat_pci(&moat.serial);
     if moat_devices.is_empty() {
         return Err("Moat's boot report has no `pci: BDF vvvv:dddd cccccc ...` line".into());
@@ -135,6 +160,29 @@ fn judge(moat: &io::Result<RunResult>, linux: &Result<LinuxReport, String>) -> R
     oracle::compare(&moat_devices, &linux.devices)
 }
 
+/// Whether Moat's run is a good boot whose `iommu group N:` lines divide the devices into the
+/// same groups as Linux's `/sys/kernel/iommu_groups`.
+fn judge_groups(
+    moat: &io::Result<RunResult>,
+    linux: &Result<LinuxReport, String>,
+) -> Result<(), String> {
+    let moat = good_boot(moat)?;
+    let moat_groups = oracle::parse_moat_groups(&moat.serial)?;
+    if moat_groups.is_empty() {
+        return Err(
+            "Moat's boot report has no `iommu group N: BDF ...` line (is DMA remapping off?)"
+                .into(),
+        );
+    }
+    let linux = linux
+        .as_ref()
+        .map_err(|_| "the Linux oracle guest failed (see its log below)".to_string())?;
+    if linux.groups.is_empty() {
+        return Err("Linux reported no IOMMU groups (its IOMMU log lines follow)".into());
+    }
+    oracle::compare_groups(&moat_groups, &linux.groups)
+}
+
 /// `N` from the boot report's `pci: N functions` line, if there is one.
 fn reported_function_count(serial: &str) -> Option<usize> {
     serial.lines().find_map(|line| {
@@ -150,7 +198,7 @@ fn reported_function_count(serial: &str) -> Option<usize> {
 
 /// Linux's IOMMU groups, one line each: `linux iommu group N: BDF BDF ...`. With no groups at
 /// all (the IOMMU was not enabled), one line saying so followed by Linux's IOMMU log lines.
-fn group_lines(groups: &BTreeMap<u32, Vec<String>>, dmesg: &[String]) -> Vec<String> {
+fn group_lines(groups: &oracle::Groups, dmesg: &[String]) -> Vec<String> {
     if groups.is_empty() {
         let mut lines = vec!["linux iommu groups: none; Linux's IOMMU log lines:".to_string()];
         lines.extend(dmesg.iter().map(|line| format!("  {line}")));
@@ -162,14 +210,26 @@ fn group_lines(groups: &BTreeMap<u32, Vec<String>>, dmesg: &[String]) -> Vec<Str
         .collect()
 }
 
-/// The text printed for one topology: `PASS name (N s)` or `FAIL name: why` plus both serial
-/// logs, then Linux's IOMMU groups (when Linux reported).
-fn describe(name: &str, check: &Checked) -> String {
+/// The text printed for one topology: per check `PASS name (N s)` or `FAIL name: why`; if any
+/// failed, both serial logs once; then Linux's IOMMU groups (when Linux reported).
+fn describe(topology: &str, check: &Checked) -> String {
     let seconds = check.elapsed.as_secs_f64();
-    let mut text = match &check.verdict {
-        Ok(()) => format!("PASS {name} ({seconds:.1} s)\n"),
-        Err(reason) => failure_text(name, reason, seconds, check),
-    };
+    let mut text = String::new();
+    let mut failed = false;
+    for (name, verdict) in check.verdicts(topology) {
+        match verdict {
+            Ok(()) => {
+                let _ = writeln!(text, "PASS {name} ({seconds:.1} s)");
+            }
+            Err(reason) => {
+                failed = true;
+                let _ = writeln!(text, "FAIL {name}: {reason}");
+            }
+        }
+    }
+    if failed {
+        text.push_str(&logs_text(topology, seconds, check));
+    }
     if let Ok(linux) = &check.linux {
         for line in group_lines(&linux.groups, &linux.dmesg) {
             let _ = writeln!(text, "  {line}");
@@ -178,10 +238,10 @@ fn describe(name: &str, check: &Checked) -> String {
     text
 }
 
-/// `FAIL name: reason`, then Moat's command, outcome, QEMU stderr and serial log, then Linux's
-/// serial log (or the error that carries it).
-fn failure_text(name: &str, reason: &str, seconds: f64, check: &Checked) -> String {
-    let mut text = format!("FAIL {name}: {reason}\n");
+/// Moat's command, outcome, QEMU stderr and serial log, then Linux's serial log (or the error
+/// that carries it), each in a section headed with the topology's name.
+fn logs_text(name: &str, seconds: f64, check: &Checked) -> String {
+    let mut text = String::new();
     let mut section = |title: &str, body: &str| {
         let _ = writeln!(text, "==== {name}: {title} ====");
         text.push_str(body);

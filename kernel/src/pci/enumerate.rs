@@ -1,5 +1,6 @@
-//! Walks one PCI segment from its first bus through every PCI-PCI bridge, using the bus
+//! Walks one PCI segment from each root bus through every PCI-PCI bridge, using the bus
 //! numbers the firmware programmed (SeaBIOS and OVMF assign them; Moat never renumbers).
+//! Root buses other than the segment's first are found by probing (see [`super::bus`]).
 //!
 //! Everything read from a device is treated as untrusted: each bus is scanned at most once,
 //! a bridge is followed only to a bus above its own and inside what its parent forwards, and
@@ -14,6 +15,7 @@ use pci_types::HeaderType;
 
 use super::access::{ConfigAccess, ConfigAccessExt, ConfigSpaceSize};
 use super::bar::read_bars;
+use super::bus::BusSet;
 use super::capabilities::{CapabilityId, extended_capabilities, standard_capabilities};
 use super::device::{DeviceKind, PciDevice, PcieInfo, PortType};
 use super::problem::{Problem, ProblemKind};
@@ -42,8 +44,9 @@ pub struct Enumeration {
     pub devices: Vec<PciDevice>,
     /// Everything found wrong, sorted by [`Bdf`] (in discovery order for one function).
     pub problems: Vec<Problem>,
-    /// The bus each walk started from (one per segment range), in the order walked: the
-    /// root buses, which IOMMU grouping numbers groups by.
+    /// The root buses, in the order walked (which IOMMU grouping numbers groups by): the
+    /// segment's first bus, then every other bus found by probing, ascending (see
+    /// [`super::bus`]).
     pub root_buses: Vec<Bus>,
 }
 
@@ -64,9 +67,12 @@ impl Enumeration {
     }
 }
 
-/// Finds every function of `segment` reachable from the first bus of `bus_range` (the
-/// segment's bus range, from the MCFG entry), following PCI-PCI bridges and PCI Express
-/// ports through their secondary and subordinate bus numbers.
+/// Finds every function of `segment` in `bus_range` (the segment's bus range, from the MCFG
+/// entry): first everything reachable from the range's first bus, following PCI-PCI bridges
+/// and PCI Express ports through their secondary and subordinate bus numbers; then, in
+/// ascending order, every other root bus (see [`RootBus`]) and what is reachable from it.
+/// A bus that any bridge claims (secondary..=subordinate) is never taken for a root bus, so
+/// no function is listed twice.
 ///
 /// `size` says whether `access` reaches extended configuration space (ECAM) or only the
 /// first 256 bytes (port I/O); extended capabilities are read only in the first case, and
@@ -81,64 +87,119 @@ pub fn enumerate(
     bus_range: RangeInclusive<u8>,
     size: ConfigSpaceSize,
 ) -> Enumeration {
-    let mut result = Enumeration::default();
     let (first, last) = (*bus_range.start(), *bus_range.end());
+    let mut walk = Walk {
+        access,
+        segment,
+        size,
+        last,
+        scanned: BusSet::default(),
+        claimed: BusSet::default(),
+        result: Enumeration::default(),
+    };
     if first > last {
-        return result;
+        return walk.result;
     }
-    result.root_buses.push(Bus::new(segment, first));
-    let mut scanned = BusSet::default();
-    scanned.insert(first);
-    // Buses still to scan, each with the last bus number its bridge forwards.
-    let mut pending = Vec::from([(first, last)]);
-    while let Some((bus, window_last)) = pending.pop() {
-        for device in 0..DEVICES_PER_BUS {
-            let slot = Bdf::from_devfn(segment, bus, device << 3);
-            if !present(access, slot) {
-                continue;
-            }
-            let multifunction = access.read8(slot, HEADER_TYPE_OFFSET) & MULTIFUNCTION != 0;
-            let functions = if multifunction {
-                FUNCTIONS_PER_DEVICE
-            } else {
-                1
-            };
-            for function in 0..functions {
-                let bdf = Bdf::from_devfn(segment, bus, (device << 3) | function);
-                if function != 0 && !present(access, bdf) {
-                    continue;
-                }
-                let mut problems = Vec::new();
-                let found = read_function(access, bdf, multifunction, size, &mut problems);
-                if let (Some(secondary), Some(subordinate)) =
-                    (found.secondary_bus, found.subordinate_bus)
-                {
-                    let bridge = Bridge {
-                        bus,
-                        secondary,
-                        subordinate,
-                        window_last,
-                    };
-                    match bridge.check(&scanned) {
-                        Ok(((child, child_last), note)) => {
-                            scanned.insert(child);
-                            pending.push((child, child_last));
-                            problems.extend(note);
-                        }
-                        Err(problem) => problems.push(problem),
-                    }
-                }
-                result
-                    .problems
-                    .extend(problems.into_iter().map(|kind| Problem { bdf, kind }));
-                result.devices.push(found);
-            }
+    walk.scan_hierarchy(first);
+    // Bridges always lead to higher bus numbers, so a root bus is probed before any bus its
+    // own bridges claim.
+    for bus in (first..=last).skip(1) {
+        if !walk.claimed.contains(bus) && walk.answers(bus) {
+            walk.scan_hierarchy(bus);
         }
     }
+    let mut result = walk.result;
     result.devices.sort_by_key(|device| device.bdf);
     // Stable: one function's problems keep their discovery order.
     result.problems.sort_by_key(|problem| problem.bdf);
     result
+}
+
+/// The state of one [`enumerate`] call.
+struct Walk<'a, A> {
+    access: &'a A,
+    segment: u16,
+    size: ConfigSpaceSize,
+    /// The segment's last bus.
+    last: u8,
+    /// Buses scanned so far.
+    scanned: BusSet,
+    /// Buses scanned so far, and every bus some bridge claims (secondary..=subordinate).
+    claimed: BusSet,
+    result: Enumeration,
+}
+
+impl<A: ConfigAccess> Walk<'_, A> {
+    /// Whether a function 0 answers in any slot of `bus`.
+    fn answers(&self, bus: u8) -> bool {
+        (0..DEVICES_PER_BUS)
+            .any(|device| present(self.access, Bdf::from_devfn(self.segment, bus, device << 3)))
+    }
+
+    /// Records `root` as a root bus and scans it and every bus below it.
+    fn scan_hierarchy(&mut self, root: u8) {
+        self.result.root_buses.push(Bus::new(self.segment, root));
+        self.scanned.insert(root);
+        self.claimed.insert(root);
+        // Buses still to scan, each with the last bus number its bridge forwards.
+        let mut pending = Vec::from([(root, self.last)]);
+        while let Some((bus, window_last)) = pending.pop() {
+            for device in 0..DEVICES_PER_BUS {
+                self.scan_slot(bus, device, window_last, &mut pending);
+            }
+        }
+    }
+
+    /// Reads the functions of one slot, queueing the buses behind any bridges among them.
+    fn scan_slot(&mut self, bus: u8, device: u8, window_last: u8, pending: &mut Vec<(u8, u8)>) {
+        let (access, segment) = (self.access, self.segment);
+        let slot = Bdf::from_devfn(segment, bus, device << 3);
+        if !present(access, slot) {
+            return;
+        }
+        let multifunction = access.read8(slot, HEADER_TYPE_OFFSET) & MULTIFUNCTION != 0;
+        let functions = if multifunction {
+            FUNCTIONS_PER_DEVICE
+        } else {
+            1
+        };
+        for function in 0..functions {
+            let bdf = Bdf::from_devfn(segment, bus, (device << 3) | function);
+            if function != 0 && !present(access, bdf) {
+                continue;
+            }
+            let mut problems = Vec::new();
+            let found = read_function(access, bdf, multifunction, self.size, &mut problems);
+            if let (Some(secondary), Some(subordinate)) =
+                (found.secondary_bus, found.subordinate_bus)
+            {
+                // Whatever a bridge claims is not a root bus, even if it is not followed.
+                if secondary > bus {
+                    self.claimed
+                        .insert_range(secondary, subordinate.min(self.last));
+                }
+                let bridge = Bridge {
+                    bus,
+                    secondary,
+                    subordinate,
+                    window_last,
+                };
+                match bridge.check(&self.scanned) {
+                    Ok(((child, child_last), note)) => {
+                        self.scanned.insert(child);
+                        self.claimed.insert_range(child, child_last);
+                        pending.push((child, child_last));
+                        problems.extend(note);
+                    }
+                    Err(problem) => problems.push(problem),
+                }
+            }
+            self.result
+                .problems
+                .extend(problems.into_iter().map(|kind| Problem { bdf, kind }));
+            self.result.devices.push(found);
+        }
+    }
 }
 
 /// Whether a function answers at `bdf`. A missing function reads all ones; vendor 0 is not
@@ -284,19 +345,5 @@ impl Bridge {
             return Ok(((secondary, window_last), Some(note)));
         }
         Ok(((secondary, subordinate), None))
-    }
-}
-
-/// A set of bus numbers.
-#[derive(Default)]
-struct BusSet([u64; 4]);
-
-impl BusSet {
-    fn insert(&mut self, bus: u8) {
-        self.0[usize::from(bus / 64)] |= 1 << (bus % 64);
-    }
-
-    fn contains(&self, bus: u8) -> bool {
-        self.0[usize::from(bus / 64)] & (1 << (bus % 64)) != 0
     }
 }

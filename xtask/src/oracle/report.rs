@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{BEGIN_MARKER, END_MARKER};
+use super::{BEGIN_MARKER, END_MARKER, Groups};
 
 /// One PCI function: its address and identity.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,7 +35,7 @@ pub(crate) struct LinuxReport {
     /// Every PCI function in `/sys/bus/pci/devices`, sorted by BDF.
     pub(crate) devices: Vec<PciEntry>,
     /// IOMMU group number to its members (sorted BDFs), from `/sys/kernel/iommu_groups`.
-    pub(crate) groups: BTreeMap<u32, Vec<String>>,
+    pub(crate) groups: Groups,
     /// Kernel log lines matching `DMAR|IOMMU|iommu`, in log order.
     pub(crate) dmesg: Vec<String>,
     /// The guest's whole serial log, set by [`boot_linux`](super::boot_linux) (empty from

@@ -5,6 +5,8 @@ const MOAT_SERIAL: &str = "moat: booting\r\n\
 pci: 2 functions\r\n\
 pci: 0000:00:00.0 8086:29c0 060000 pci-endpoint []\r\n\
 pci: 0000:00:04.0 1234:11e8 00ff00 pci-endpoint [msi]\r\n\
+iommu group 0: 0000:00:00.0\r\n\
+iommu group 1: 0000:00:04.0\r\n\
 moat: ready\r\n";
 
 fn moat_run(outcome: Outcome, serial: &str) -> io::Result<RunResult> {
@@ -99,39 +101,104 @@ fn differences_and_linux_failures_fail() {
 }
 
 #[test]
-fn a_pass_is_one_line_plus_the_groups() {
+fn groups_agreement_passes_and_differences_fail() {
+    let moat = moat_run(Outcome::Success, MOAT_SERIAL);
+    assert_eq!(judge_groups(&moat, &linux_report()), Ok(()));
+
+    // Moat groups the host bridge with the edu; Linux does not.
+    let merged = MOAT_SERIAL.replace(
+        "iommu group 0: 0000:00:00.0\r\niommu group 1: 0000:00:04.0",
+        "iommu group 0: 0000:00:00.0 0000:00:04.0",
+    );
+    let error = judge_groups(&moat_run(Outcome::Success, &merged), &linux_report()).unwrap_err();
+    assert!(
+        error.contains(
+            "Moat's group {0000:00:00.0 0000:00:04.0} is {0000:00:00.0} {0000:00:04.0} in Linux"
+        ),
+        "{error}"
+    );
+    // The PCI check is not affected by the groups.
+    assert_eq!(
+        judge(&moat_run(Outcome::Success, &merged), &linux_report()),
+        Ok(())
+    );
+}
+
+#[test]
+fn missing_or_malformed_groups_fail() {
+    let no_groups = MOAT_SERIAL
+        .replace("iommu group 0: 0000:00:00.0\r\n", "")
+        .replace("iommu group 1: 0000:00:04.0\r\n", "");
+    let error = judge_groups(&moat_run(Outcome::Success, &no_groups), &linux_report()).unwrap_err();
+    assert!(error.contains("no `iommu group N:"), "{error}");
+
+    let malformed =
+        MOAT_SERIAL.replace("iommu group 1: 0000:00:04.0", "iommu group 1 0000:00:04.0");
+    let error = judge_groups(&moat_run(Outcome::Success, &malformed), &linux_report()).unwrap_err();
+    assert!(
+        error.contains("malformed line `iommu group 1 0000"),
+        "{error}"
+    );
+
+    let mut linux = linux_report().unwrap();
+    linux.groups.clear();
+    let error = judge_groups(&moat_run(Outcome::Success, MOAT_SERIAL), &Ok(linux)).unwrap_err();
+    assert!(error.contains("Linux reported no IOMMU groups"), "{error}");
+
+    let error = judge_groups(
+        &moat_run(Outcome::KernelFailure, MOAT_SERIAL),
+        &linux_report(),
+    )
+    .unwrap_err();
+    assert!(error.contains("Moat's boot failed"), "{error}");
+    let error = judge_groups(
+        &moat_run(Outcome::Success, MOAT_SERIAL),
+        &Err("the Linux oracle guest failed: timeout".into()),
+    )
+    .unwrap_err();
+    assert!(error.contains("Linux oracle guest failed"), "{error}");
+}
+
+#[test]
+fn a_pass_is_one_line_per_check_plus_the_groups() {
     let check = Checked {
         moat: moat_run(Outcome::Success, MOAT_SERIAL),
         linux: linux_report(),
-        verdict: Ok(()),
+        pci: Ok(()),
+        groups: Ok(()),
         elapsed: Duration::from_millis(7250),
     };
     assert_eq!(
-        describe("linux-agrees-pci-x", &check),
-        "PASS linux-agrees-pci-x (7.2 s)\n  \
+        describe("x", &check),
+        "PASS linux-agrees-pci-x (7.2 s)\n\
+         PASS linux-agrees-groups-x (7.2 s)\n  \
          linux iommu group 0: 0000:00:00.0\n  \
          linux iommu group 1: 0000:00:04.0\n"
     );
 }
 
 #[test]
-fn a_failure_shows_both_serial_logs() {
+fn a_failure_shows_both_serial_logs_once() {
     let check = Checked {
         moat: moat_run(Outcome::Success, MOAT_SERIAL),
         linux: linux_report(),
-        verdict: Err("Moat's PCI devices differ".into()),
+        pci: Err("Moat's PCI devices differ".into()),
+        groups: Ok(()),
         elapsed: Duration::from_secs(9),
     };
-    let text = describe("linux-agrees-pci-x", &check);
+    let text = describe("x", &check);
     assert!(
-        text.starts_with("FAIL linux-agrees-pci-x: Moat's PCI devices differ\n"),
+        text.starts_with(
+            "FAIL linux-agrees-pci-x: Moat's PCI devices differ\n\
+             PASS linux-agrees-groups-x (9.0 s)\n"
+        ),
         "{text}"
     );
     for needle in [
-        "==== linux-agrees-pci-x: Moat command ====\nqemu-system-x86_64 -kernel moat\n",
-        "==== linux-agrees-pci-x: Moat serial log (",
+        "==== x: Moat command ====\nqemu-system-x86_64 -kernel moat\n",
+        "==== x: Moat serial log (",
         "pci: 0000:00:04.0 1234:11e8 00ff00 pci-endpoint [msi]",
-        "==== linux-agrees-pci-x: Linux serial log (",
+        "==== x: Linux serial log (",
         "pci 0000:00:04.0 0x1234 0x11e8 0x00ff00",
         "  linux iommu group 1: 0000:00:04.0\n",
     ] {
@@ -139,17 +206,21 @@ fn a_failure_shows_both_serial_logs() {
     }
     let check = Checked {
         linux: Err("the Linux oracle guest failed: timeout\n--- serial log ---\nBUG".into()),
+        pci: Ok(()),
+        groups: Err("the Linux oracle guest failed (see its log below)".into()),
         ..check
     };
-    let text = describe("linux-agrees-pci-x", &check);
-    assert!(text.contains("==== linux-agrees-pci-x: Linux boot failed ====\n"));
+    let text = describe("x", &check);
+    assert!(text.starts_with("PASS linux-agrees-pci-x (9.0 s)\nFAIL linux-agrees-groups-x: "));
+    assert_eq!(text.matches("==== x: Moat serial log (").count(), 1);
+    assert!(text.contains("==== x: Linux boot failed ====\n"));
     assert!(text.contains("--- serial log ---\nBUG"), "{text}");
 }
 
 #[test]
 fn no_groups_shows_the_iommu_log() {
     let lines = group_lines(
-        &BTreeMap::new(),
+        &oracle::Groups::new(),
         &["[    0.0] DMAR: IOMMU disabled".to_string()],
     );
     assert_eq!(

@@ -10,6 +10,7 @@ mod q35;
 mod reset;
 mod reset_bus;
 mod reset_machine;
+mod roots;
 mod topology;
 
 use alloc::string::{String, ToString};
