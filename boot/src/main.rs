@@ -9,7 +9,6 @@ extern crate alloc;
 
 mod entry;
 mod iommu_groups;
-mod irq_tests;
 mod multiboot2;
 mod pvh;
 mod remapping;
