@@ -150,7 +150,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
             None
         }
     };
-    let devices = moat_kernel::devices::publish(discover_pci(platform));
+    let devices = moat_kernel::devices::publish(moat_kernel::discover::discover_pci(platform));
     let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);
     let mut remapping_lines = remapping::bring_up(
         &options,
@@ -221,44 +221,6 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         passthrough::settle();
         x86_64::instructions::hlt();
     }
-}
-
-/// Maps config space (ECAM from the MCFG, else ports) and enumerates every segment's buses,
-/// from each root bus (the first, then any other found by probing).
-fn discover_pci(platform: &acpi::platform::Platform) -> moat_kernel::pci::Enumeration {
-    use moat_kernel::pci::{ConfigSpaceSize, Enumeration, enumerate};
-    let config = match moat_kernel::ecam::ConfigSpace::new(&platform.ecam) {
-        Ok(config) => config,
-        Err(problem) => {
-            error!(
-                "pci",
-                "cannot map ECAM ({problem:?}); using port I/O config access"
-            );
-            moat_kernel::ecam::ConfigSpace::Ports
-        }
-    };
-    let config = moat_kernel::ecam::publish(config);
-    let size = if config.extended() {
-        ConfigSpaceSize::Extended
-    } else {
-        ConfigSpaceSize::Conventional
-    };
-    let mut all = Enumeration::default();
-    for (segment, first, last) in config.bus_ranges() {
-        let found = enumerate(config, segment, first..=last, size);
-        all.devices.extend(found.devices);
-        all.problems.extend(found.problems);
-        all.root_buses.extend(found.root_buses);
-    }
-    all.devices.sort_by_key(|d| d.bdf);
-    for root in &all.root_buses {
-        info!("pci", "root bus {root}");
-    }
-    for problem in &all.problems {
-        warn!("pci", "{problem}");
-    }
-    info!("pci", "{} functions found", all.devices.len());
-    all
 }
 
 fn kernel_start_address() -> u64 {

@@ -10,16 +10,16 @@ use pci_types::{ConfigRegionAccess, PciAddress};
 
 /// How configuration space is reached.
 #[derive(Debug)]
-pub enum ConfigSpace {
+pub(crate) enum Mechanism {
     /// Memory-mapped, from the MCFG; extended config space (offsets 0x100..0x1000) reachable.
     Ecam(Vec<EcamRegion>),
     /// Ports 0xcf8/0xcfc, segment 0 only, offsets below 0x100.
     Ports,
 }
 
-impl ConfigSpace {
+impl Mechanism {
     /// Maps the ECAM windows of `regions` uncached, or falls back to ports if there are none.
-    pub fn new(regions: &[EcamRegion]) -> Result<Self, PagingError> {
+    pub(crate) fn new(regions: &[EcamRegion]) -> Result<Self, PagingError> {
         if regions.is_empty() {
             return Ok(Self::Ports);
         }
@@ -32,12 +32,12 @@ impl ConfigSpace {
     }
 
     /// Whether offsets 0x100..0x1000 are reachable.
-    pub fn extended(&self) -> bool {
+    pub(crate) fn extended(&self) -> bool {
         matches!(self, Self::Ecam(_))
     }
 
     /// The (segment, first bus, last bus) ranges to enumerate.
-    pub fn bus_ranges(&self) -> Vec<(u16, u8, u8)> {
+    pub(crate) fn bus_ranges(&self) -> Vec<(u16, u8, u8)> {
         match self {
             Self::Ecam(regions) => regions
                 .iter()
@@ -102,7 +102,7 @@ impl ConfigSpace {
     }
 }
 
-impl ConfigRegionAccess for ConfigSpace {
+impl ConfigRegionAccess for Mechanism {
     /// Reads a config dword; an address no window decodes reads as all ones, like a master
     /// abort.
     unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
@@ -142,27 +142,60 @@ impl ConfigRegionAccess for ConfigSpace {
     }
 }
 
+/// The machine's configuration space. Only the kernel makes one (at discovery); the kernel's
+/// services reach it crate-internally and the composition root through
+/// [`config_privileged`]: whoever holds it can rewrite any function's configuration.
+#[derive(Debug)]
+pub struct ConfigSpace(Mechanism);
+
+impl ConfigSpace {
+    /// Maps the ECAM windows of `regions` uncached, or falls back to ports if there are none
+    /// or they cannot be mapped (said in the log).
+    pub(crate) fn new(regions: &[EcamRegion]) -> Self {
+        match Mechanism::new(regions) {
+            Ok(mechanism) => Self(mechanism),
+            Err(problem) => {
+                crate::error!(
+                    "pci",
+                    "cannot map ECAM ({problem:?}); using port I/O config access"
+                );
+                Self(Mechanism::Ports)
+            }
+        }
+    }
+
+    /// Whether offsets 0x100..0x1000 are reachable.
+    pub fn extended(&self) -> bool {
+        self.0.extended()
+    }
+
+    /// The (segment, first bus, last bus) ranges to enumerate.
+    pub fn bus_ranges(&self) -> Vec<(u16, u8, u8)> {
+        self.0.bus_ranges()
+    }
+}
+
 impl crate::pci::ConfigAccess for ConfigSpace {
     fn read32(&self, bdf: moat_iommu::Bdf, offset: u16) -> u32 {
         // SAFETY: `read` range-checks segment, bus and offset against the mapped windows (or the
         // port I/O limits) and reads all ones otherwise, so every argument is valid.
-        unsafe { ConfigRegionAccess::read(self, crate::pci::pci_address(bdf), offset) }
+        unsafe { ConfigRegionAccess::read(&self.0, crate::pci::pci_address(bdf), offset) }
     }
 
     fn write32(&self, bdf: moat_iommu::Bdf, offset: u16, value: u32) {
         // SAFETY: as for `read32`; writes no window decodes are dropped.
-        unsafe { ConfigRegionAccess::write(self, crate::pci::pci_address(bdf), offset, value) }
+        unsafe { ConfigRegionAccess::write(&self.0, crate::pci::pci_address(bdf), offset, value) }
     }
 
     fn write16(&self, bdf: moat_iommu::Bdf, offset: u16, value: u16) {
-        ConfigSpace::write16(self, crate::pci::pci_address(bdf), offset, value)
+        self.0.write16(crate::pci::pci_address(bdf), offset, value)
     }
 }
 
 static CONFIG: spin::Once<ConfigSpace> = spin::Once::new();
 
 /// Keeps the machine's config space for the rest of the run and returns it.
-pub fn publish(config: ConfigSpace) -> &'static ConfigSpace {
+pub(crate) fn publish(config: ConfigSpace) -> &'static ConfigSpace {
     CONFIG.call_once(|| config)
 }
 

@@ -11,6 +11,7 @@ pub mod boot_info;
 pub mod cmdline;
 pub mod console;
 pub mod devices;
+pub mod discover;
 pub mod dma;
 pub mod ecam;
 pub mod log;
