@@ -4,6 +4,7 @@
 //! ([`TableMemory`](crate::paging::TableMemory)) and time ([`Clock`]) so the sequencing runs
 //! against a simulated unit on the host; the kernel supplies MMIO, frames and the TSC.
 
+mod context;
 pub mod fault;
 pub mod invalidate;
 pub mod registers;

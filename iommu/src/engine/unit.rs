@@ -6,10 +6,7 @@ use super::fault::FaultReporter;
 use super::invalidate::{InvalidationError, InvalidationMode, Invalidator};
 use super::registers::{self, Capability, ECAP, ExtendedCapability, GCMD, GSTS, Global, RTADDR};
 use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
-use crate::entries::{
-    ContextCacheScope, ContextEntry, DomainId, DomainLimit, Drain, FunctionMask, IotlbScope,
-    PhysAddr, RootEntry, SourceId,
-};
+use crate::entries::{ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr};
 use crate::paging::{Geometry, Levels, SuperpageSupport, TableMemory};
 
 /// Why a unit could not be brought up or changed.
@@ -101,13 +98,13 @@ pub struct UnitSummary {
 /// A remapping unit.
 #[derive(Debug)]
 pub struct RemappingUnit<R: Registers> {
-    registers: R,
-    capability: Capability,
-    extended: ExtendedCapability,
-    version: u32,
-    geometry: Geometry,
-    root: Option<PhysAddr>,
-    invalidator: Option<Invalidator>,
+    pub(super) registers: R,
+    pub(super) capability: Capability,
+    pub(super) extended: ExtendedCapability,
+    pub(super) version: u32,
+    pub(super) geometry: Geometry,
+    pub(super) root: Option<PhysAddr>,
+    pub(super) invalidator: Option<Invalidator>,
 }
 
 impl<R: Registers> RemappingUnit<R> {
@@ -359,102 +356,6 @@ impl<R: Registers> RemappingUnit<R> {
         let drain = self.drain();
         let invalidator = self.invalidator.as_mut().ok_or(UnitError::NotEnabled)?;
         invalidator.iotlb(&self.registers, memory, clock, scope, drain)?;
-        Ok(())
-    }
-
-    /// The context entry for `source`, if its bus has a context table.
-    pub fn context_entry(
-        &self,
-        memory: &dyn TableMemory,
-        source: SourceId,
-    ) -> Option<ContextEntry> {
-        let root = self.root?;
-        let bus = usize::from(source.get() >> 8);
-        let root_entry =
-            RootEntry::from_raw(memory.read(root, bus * 2), memory.read(root, bus * 2 + 1));
-        let table = root_entry.context_table()?;
-        let index = usize::from(source.get() & 0xff) * 2;
-        Some(ContextEntry::from_raw(
-            memory.read(table, index),
-            memory.read(table, index + 1),
-        ))
-    }
-
-    /// Drops what the unit may cache for `source` in `domain`: its context entry (device-
-    /// selective), then the domain's IOTLB entries, in the spec's order.
-    fn invalidate_device(
-        &mut self,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        source: SourceId,
-        domain: DomainId,
-    ) -> Result<(), UnitError> {
-        let scope = ContextCacheScope::Device {
-            domain,
-            source,
-            function_mask: FunctionMask::Exact,
-        };
-        self.invalidate_context(memory, clock, scope)?;
-        self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))
-    }
-
-    /// Points `source` at `entry` (or blocks it with `ContextEntry::NOT_PRESENT`), with the
-    /// spec's order: a present entry is first cleared and invalidated (context cache for the
-    /// device, then the IOTLB of its old domain), the new one is written with P last, and with
-    /// CAP.CM the not-present-to-present change is invalidated too.
-    pub fn set_context(
-        &mut self,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        source: SourceId,
-        entry: ContextEntry,
-    ) -> Result<(), UnitError> {
-        let root = self.root.ok_or(UnitError::NotEnabled)?;
-        let bus = usize::from(source.get() >> 8);
-        let root_entry =
-            RootEntry::from_raw(memory.read(root, bus * 2), memory.read(root, bus * 2 + 1));
-        let table = match root_entry.context_table() {
-            Some(table) => table,
-            None => {
-                if !entry.is_present() {
-                    return Ok(());
-                }
-                let table = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
-                let Ok(new_root) = RootEntry::present(table) else {
-                    unreachable!("frames from alloc_table are 4 KiB aligned");
-                };
-                memory.write(root, bus * 2 + 1, new_root.hi());
-                memory.write(root, bus * 2, new_root.lo());
-                table
-            }
-        };
-        let index = usize::from(source.get() & 0xff) * 2;
-        let old = ContextEntry::from_raw(memory.read(table, index), memory.read(table, index + 1));
-        if old.is_present() {
-            memory.write(table, index, 0);
-            let old_domain = DomainId::new(old.domain_id(), self.domain_limit()).ok();
-            match old_domain {
-                Some(domain) => self.invalidate_device(memory, clock, source, domain)?,
-                None => {
-                    self.invalidate_context(memory, clock, ContextCacheScope::Global)?;
-                    self.invalidate_iotlb(memory, clock, IotlbScope::Global)?;
-                }
-            }
-        }
-        if !entry.is_present() {
-            memory.write(table, index + 1, 0);
-            return Ok(());
-        }
-        memory.write(table, index + 1, entry.hi());
-        memory.write(table, index, entry.lo());
-        if self.capability.caching_mode() {
-            // CM = 1: the unit may have cached the not-present entry.
-            let domain = DomainId::new(entry.domain_id(), self.domain_limit())
-                .map_err(|_| UnitError::BadDomainCount)?;
-            self.invalidate_device(memory, clock, source, domain)?;
-        } else {
-            self.flush_write_buffer(clock)?;
-        }
         Ok(())
     }
 
