@@ -255,3 +255,28 @@ impl Clock for StepClock {
         self.0.get()
     }
 }
+
+/// A clock that never advances, like the kernel's when TSC calibration failed. It panics when
+/// read far more often than any capped poll reads it, so a poll without an iteration cap fails
+/// the test instead of hanging it.
+#[derive(Default)]
+pub(crate) struct FrozenClock {
+    readings: Cell<u64>,
+}
+
+impl FrozenClock {
+    /// Four times what a capped wait of [`COMMAND_BUDGET_US`](super::COMMAND_BUDGET_US) reads.
+    const LIMIT: u64 = 4 * super::COMMAND_BUDGET_US * super::POLLS_PER_MICROSECOND;
+}
+
+impl Clock for FrozenClock {
+    fn now_us(&self) -> u64 {
+        self.readings.set(self.readings.get() + 1);
+        assert!(
+            self.readings.get() < Self::LIMIT,
+            "a poll spun {} times on a frozen clock: its budget does not hold without a clock",
+            Self::LIMIT
+        );
+        0
+    }
+}

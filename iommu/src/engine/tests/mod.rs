@@ -1,5 +1,7 @@
 //! Host tests of the engine's register sequencing against the simulated unit.
 
+mod budgets;
+
 use super::fault::Access;
 use super::invalidate::InvalidationMode;
 use super::registers::Global;
@@ -11,7 +13,7 @@ use crate::entries::{
 };
 use crate::paging::{Levels, TableMemory};
 
-fn unit(
+pub(super) fn unit(
     cap: u64,
     ecap: u64,
 ) -> (
