@@ -46,10 +46,31 @@ impl<R: Registers> RemappingUnit<R> {
         self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))
     }
 
+    /// Drops what a unit in caching mode may have cached for `source` while its context entry
+    /// was not present: such entries are tagged with DID 0 (VT-d spec 6.1), so the device-
+    /// selective context-cache invalidation and the domain-selective IOTLB invalidation both
+    /// name DID 0, not the DID of the entry just written.
+    fn invalidate_not_present(
+        &mut self,
+        memory: &mut dyn TableMemory,
+        clock: &dyn Clock,
+        source: SourceId,
+    ) -> Result<(), UnitError> {
+        let scope = ContextCacheScope::NotPresentDevice {
+            source,
+            function_mask: FunctionMask::Exact,
+        };
+        self.invalidate_context(memory, clock, scope)?;
+        self.invalidate_iotlb(memory, clock, IotlbScope::NotPresent)
+    }
+
     /// Points `source` at `entry` (or blocks it with `ContextEntry::NOT_PRESENT`), with the
     /// spec's order: a present entry is first cleared and invalidated (context cache for the
     /// device, then the IOTLB of its old domain), the new one is written with P last, and with
-    /// CAP.CM the not-present-to-present change is invalidated too.
+    /// CAP.CM the not-present-to-present change is invalidated too, under DID 0.
+    ///
+    /// A present `entry` must carry a DID this unit accepts (1 up to CAP.ND's limit); otherwise
+    /// nothing is changed and [`UnitError::InvalidDomainId`] is returned.
     pub fn set_context(
         &mut self,
         memory: &mut dyn TableMemory,
@@ -58,6 +79,11 @@ impl<R: Registers> RemappingUnit<R> {
         entry: ContextEntry,
     ) -> Result<(), UnitError> {
         let root = self.root.ok_or(UnitError::NotEnabled)?;
+        if entry.is_present() && DomainId::new(entry.domain_id(), self.domain_limit()).is_err() {
+            return Err(UnitError::InvalidDomainId {
+                domain: entry.domain_id(),
+            });
+        }
         let bus = usize::from(source.get() >> 8);
         let root_entry =
             RootEntry::from_raw(memory.read(root, bus * 2), memory.read(root, bus * 2 + 1));
@@ -96,10 +122,9 @@ impl<R: Registers> RemappingUnit<R> {
         memory.write(table, index + 1, entry.hi());
         memory.write(table, index, entry.lo());
         if self.capability.caching_mode() {
-            // CM = 1: the unit may have cached the not-present entry.
-            let domain = DomainId::new(entry.domain_id(), self.domain_limit())
-                .map_err(|_| UnitError::BadDomainCount)?;
-            self.invalidate_device(memory, clock, source, domain)?;
+            // CM = 1: the unit may have cached the entry while it was not present (before this
+            // call, or between clearing the old entry above and writing this one).
+            self.invalidate_not_present(memory, clock, source)?;
         } else {
             self.flush_write_buffer(clock)?;
         }

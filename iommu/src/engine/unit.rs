@@ -35,6 +35,12 @@ pub enum UnitError {
     Invalidation(InvalidationError),
     /// The unit is not enabled.
     NotEnabled,
+    /// A context entry names a domain ID this unit does not accept: 0 (reserved) or not below
+    /// CAP.ND's limit.
+    InvalidDomainId {
+        /// The DID field of the entry.
+        domain: u16,
+    },
 }
 
 impl From<PollTimeout> for UnitError {
@@ -74,6 +80,9 @@ impl core::fmt::Display for UnitError {
                 write!(f, "the IOTLB invalidation was not performed")
             }
             Self::NotEnabled => write!(f, "the unit is not enabled"),
+            Self::InvalidDomainId { domain } => {
+                write!(f, "domain ID {domain} is reserved or beyond CAP.ND")
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ pub use addr::{AddressError, Iova, PageSize, PhysAddr};
 pub use context::{
     ContextAddressWidth, ContextEntry, ContextTranslation, FaultProcessing, TranslationType,
 };
-pub use domain::{DomainId, DomainIdError, DomainLimit};
+pub use domain::{DomainId, DomainIdAllocator, DomainIdError, DomainLimit};
 pub use queued::{Fence, InvalidationDescriptor, StatusAddress, WaitCompletion};
 pub use register::{
     ContextCommand, ContextCommandStatus, InvalidateAddress, IotlbCommand, IotlbCommandStatus,

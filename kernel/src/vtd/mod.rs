@@ -19,8 +19,8 @@ use hw::{KernelClock, KernelTables, MmioRegisters};
 use moat_iommu::Bdf;
 use moat_iommu::engine::{InvalidationMode, RemappingUnit, UnitSummary};
 use moat_iommu::entries::{
-    Access, ContextEntry, ContextTranslation, DomainId, FaultProcessing, Iova, PageSize, PhysAddr,
-    SourceId,
+    Access, ContextEntry, ContextTranslation, DomainId, DomainIdAllocator, FaultProcessing, Iova,
+    PageSize, PhysAddr, SourceId,
 };
 use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
@@ -90,7 +90,8 @@ pub(crate) struct Unit {
 
 pub(crate) struct State {
     units: Vec<Unit>,
-    next_domain: u16,
+    /// Domain IDs: from 1, each below its unit's CAP.ND limit, never wrapping.
+    next_domain: DomainIdAllocator,
     devices: BTreeMap<Bdf, Placement>,
 }
 
@@ -142,12 +143,10 @@ pub fn turn_off(reason: String) {
 }
 
 pub(crate) fn allocate_domain(
-    next: &mut u16,
+    ids: &mut DomainIdAllocator,
     limit: moat_iommu::entries::DomainLimit,
 ) -> Result<DomainId, VtdError> {
-    let id = DomainId::new(*next, limit).map_err(|_| VtdError::NoDomainIds)?;
-    *next += 1;
-    Ok(id)
+    ids.allocate(limit).map_err(|_| VtdError::NoDomainIds)
 }
 
 pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> ContextEntry {
@@ -177,7 +176,7 @@ pub fn init(
 ) -> Result<Summary, String> {
     let mut state = State {
         units: Vec::new(),
-        next_domain: 1,
+        next_domain: DomainIdAllocator::new(),
         devices: BTreeMap::new(),
     };
     let mut summary = match bring_up(options, units, placements, &mut state) {

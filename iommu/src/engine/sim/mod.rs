@@ -3,6 +3,10 @@
 //! once unless told to hang, register invalidations ignored while the queue is on (as QEMU
 //! does), and queued descriptors processed on each IQT write with status writes into memory.
 
+mod caches;
+
+pub(crate) use caches::{Cache, Caches, Invalidation, Lookup};
+
 use super::registers::*;
 use super::{Clock, Offset32, Offset64, Registers};
 use crate::entries::PhysAddr;
@@ -71,6 +75,8 @@ pub(super) struct SimUnit {
     /// Commands never complete (a dead unit).
     pub(super) hang: Cell<bool>,
     pub(super) events: RefCell<Vec<Event>>,
+    /// Context cache and IOTLB, with every invalidation recorded with its DID.
+    pub(crate) caches: RefCell<Caches>,
 }
 
 /// QEMU 7.2 defaults (aw-bits=39) from the facts file.
@@ -96,7 +102,51 @@ impl SimUnit {
             frcd: Cell::new((0, 0)),
             hang: Cell::new(false),
             events: RefCell::new(Vec::new()),
+            caches: RefCell::new(Caches::default()),
         })
+    }
+
+    fn caching_mode(&self) -> bool {
+        Capability(self.cap).caching_mode()
+    }
+
+    /// A DMA request from `source` while translation is on: what the unit's caches or tables
+    /// say about it. Context entries whose DID the rules forbid are recorded as violations.
+    pub(crate) fn dma(&self, source: u16) -> Lookup {
+        assert!(
+            Global::from_bits_retain(self.gsts.get()).contains(Global::TE),
+            "DMA is only looked up while translating"
+        );
+        let walk = || {
+            let memory = self.memory.0.borrow();
+            let root = memory[&(self.rtaddr.get() & !0xfff)][usize::from(source >> 8) * 2];
+            if root & 1 == 0 {
+                return Lookup::Blocked;
+            }
+            let table = &memory[&(root & !0xfff)];
+            let index = usize::from(source & 0xff) * 2;
+            if table[index] & 1 == 0 {
+                return Lookup::Blocked;
+            }
+            let domain = ((table[index + 1] >> 8) & 0xffff) as u16;
+            let limit = 1u32 << (4 + 2 * u32::from(Capability(self.cap).nd()));
+            let mut caches = self.caches.borrow_mut();
+            if domain == 0 && self.caching_mode() {
+                caches.violations.push(format!(
+                    "context entry of {source:#x} uses DID 0, reserved with CAP.CM = 1"
+                ));
+            }
+            if u32::from(domain) >= limit {
+                caches.violations.push(format!(
+                    "context entry of {source:#x} uses DID {domain}, not below CAP.ND's {limit}"
+                ));
+            }
+            Lookup::Translated { domain }
+        };
+        let found = walk();
+        self.caches
+            .borrow_mut()
+            .lookup(source, self.caching_mode(), || found)
     }
 
     fn iro(&self) -> u16 {
@@ -120,6 +170,21 @@ impl SimUnit {
                 break;
             }
             self.events.borrow_mut().push(Event::Queued(lo, hi));
+            let granularity = ((lo >> 4) & 3) as u8;
+            let domain = ((lo >> 16) & 0xffff) as u16;
+            match kind {
+                1 => self.caches.borrow_mut().invalidate_context(
+                    granularity,
+                    domain,
+                    ((lo >> 32) & 0xffff) as u16,
+                    ((lo >> 48) & 3) as u8,
+                ),
+                2 => self
+                    .caches
+                    .borrow_mut()
+                    .invalidate_iotlb(granularity, domain),
+                _ => {}
+            }
             if kind == 5 && lo & 0x20 != 0 {
                 let address = hi & !0x3;
                 let frame = address & !0xfff;
@@ -214,6 +279,12 @@ impl Registers for Rc<SimUnit> {
                     self.ccmd.set(value);
                 } else {
                     self.events.borrow_mut().push(Event::RegisterContext(value));
+                    self.caches.borrow_mut().invalidate_context(
+                        ((value >> 61) & 3) as u8,
+                        value as u16,
+                        (value >> 16) as u16,
+                        ((value >> 32) & 3) as u8,
+                    );
                     // ICC clears; CAIG (60:59) reports the requested granularity (62:61).
                     self.ccmd
                         .set((value & !(1 << 63)) | ((value >> 61) & 3) << 59);
@@ -235,6 +306,9 @@ impl Registers for Rc<SimUnit> {
                     self.iotlb.set(value);
                 } else {
                     self.events.borrow_mut().push(Event::RegisterIotlb(value));
+                    self.caches
+                        .borrow_mut()
+                        .invalidate_iotlb(((value >> 60) & 3) as u8, (value >> 32) as u16);
                     // IVT clears; IAIG (58:57) reports the requested granularity (61:60).
                     self.iotlb
                         .set((value & !(1 << 63)) | ((value >> 60) & 3) << 57);

@@ -1,6 +1,7 @@
 //! Host tests of the engine's register sequencing against the simulated unit.
 
 mod budgets;
+mod caching_mode;
 
 use super::fault::Access;
 use super::invalidate::InvalidationMode;
