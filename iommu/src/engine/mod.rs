@@ -7,12 +7,14 @@
 mod context;
 pub mod fault;
 pub mod invalidate;
+mod queue;
 pub mod registers;
 pub mod unit;
 mod wait;
 
 pub use fault::{FaultRecord, FaultReporter, fault_reason_name};
-pub use invalidate::InvalidationMode;
+pub use invalidate::{InvalidationError, InvalidationMode};
+pub use queue::InvalidationErrorCounts;
 pub use registers::{Capability, ExtendedCapability, Offset32, Offset64};
 pub use unit::{RemappingUnit, UnitError, UnitSummary};
 pub use wait::{COMMAND_BUDGET_US, Clock, POLLS_PER_MICROSECOND, PollTimeout, poll};

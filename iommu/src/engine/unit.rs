@@ -4,6 +4,7 @@
 
 use super::fault::FaultReporter;
 use super::invalidate::{InvalidationError, InvalidationMode, Invalidator};
+use super::queue::InvalidationErrorCounts;
 use super::registers::{self, Capability, ECAP, ExtendedCapability, GCMD, GSTS, Global, RTADDR};
 use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
 use crate::entries::{ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr};
@@ -72,13 +73,7 @@ impl core::fmt::Display for UnitError {
             Self::QueuedUnavailable => write!(f, "queued invalidation requested but ECAP.QI is 0"),
             Self::OutOfMemory => write!(f, "out of frames for remapping tables"),
             Self::Timeout(timeout) => write!(f, "{timeout}"),
-            Self::Invalidation(InvalidationError::Timeout(timeout)) => write!(f, "{timeout}"),
-            Self::Invalidation(InvalidationError::QueueError { head }) => {
-                write!(f, "invalidation queue error at descriptor {head}")
-            }
-            Self::Invalidation(InvalidationError::NotPerformed) => {
-                write!(f, "the IOTLB invalidation was not performed")
-            }
+            Self::Invalidation(error) => write!(f, "{error}"),
             Self::NotEnabled => write!(f, "the unit is not enabled"),
             Self::InvalidDomainId { domain } => {
                 write!(f, "domain ID {domain} is reserved or beyond CAP.ND")
@@ -366,6 +361,14 @@ impl<R: Registers> RemappingUnit<R> {
         let invalidator = self.invalidator.as_mut().ok_or(UnitError::NotEnabled)?;
         invalidator.iotlb(&self.registers, memory, clock, scope, drain)?;
         Ok(())
+    }
+
+    /// Invalidation-queue errors (FSTS.IQE, ITE, ICE) the unit reported and the engine cleared
+    /// since translation was enabled; all zero with the register interface or before enable.
+    pub fn invalidation_errors(&self) -> InvalidationErrorCounts {
+        self.invalidator
+            .as_ref()
+            .map_or(InvalidationErrorCounts::default(), Invalidator::errors)
     }
 
     /// Turns on fault interrupts: the MSI address and data the unit sends, then FECTL.IM = 0.

@@ -4,6 +4,7 @@
 //! does), and queued descriptors processed on each IQT write with status writes into memory.
 
 mod caches;
+mod queue;
 
 pub(crate) use caches::{Cache, Caches, Invalidation, Lookup};
 
@@ -53,6 +54,8 @@ pub(super) enum Event {
     RegisterContext(u64),
     RegisterIotlb(u64),
     Queued(u64, u64),
+    /// A descriptor the queue rejected (FSTS.IQE set, IQH left on it).
+    Rejected(u64, u64),
     IgnoredRegisterCommand,
 }
 
@@ -74,6 +77,9 @@ pub(super) struct SimUnit {
     pub(super) frcd: Cell<(u64, u64)>,
     /// Commands never complete (a dead unit).
     pub(super) hang: Cell<bool>,
+    /// This many upcoming wait descriptors time out (FSTS.ITE, status write aborted), as if a
+    /// device-TLB invalidation before them never completed.
+    pub(super) time_out_waits: Cell<u32>,
     pub(super) events: RefCell<Vec<Event>>,
     /// Context cache and IOTLB, with every invalidation recorded with its DID.
     pub(crate) caches: RefCell<Caches>,
@@ -101,6 +107,7 @@ impl SimUnit {
             fectl: Cell::new(FECTL_IM),
             frcd: Cell::new((0, 0)),
             hang: Cell::new(false),
+            time_out_waits: Cell::new(0),
             events: RefCell::new(Vec::new()),
             caches: RefCell::new(Caches::default()),
         })
@@ -155,47 +162,6 @@ impl SimUnit {
 
     fn fro(&self) -> u16 {
         Capability(self.cap).fro()
-    }
-
-    fn process_queue(&self) {
-        let queue = self.iqa.get() & !0xfff;
-        let mut head = self.iqh.get() >> 4;
-        let tail = self.iqt.get() >> 4;
-        while head != tail {
-            let lo = self.memory.0.borrow()[&queue][head as usize * 2];
-            let hi = self.memory.0.borrow()[&queue][head as usize * 2 + 1];
-            let kind = lo & 0xf;
-            if !(1..=5).contains(&kind) || (kind == 5 && lo & 0x30 == 0x30) {
-                self.fsts.set(self.fsts.get() | FaultStatus::IQE.bits());
-                break;
-            }
-            self.events.borrow_mut().push(Event::Queued(lo, hi));
-            let granularity = ((lo >> 4) & 3) as u8;
-            let domain = ((lo >> 16) & 0xffff) as u16;
-            match kind {
-                1 => self.caches.borrow_mut().invalidate_context(
-                    granularity,
-                    domain,
-                    ((lo >> 32) & 0xffff) as u16,
-                    ((lo >> 48) & 3) as u8,
-                ),
-                2 => self
-                    .caches
-                    .borrow_mut()
-                    .invalidate_iotlb(granularity, domain),
-                _ => {}
-            }
-            if kind == 5 && lo & 0x20 != 0 {
-                let address = hi & !0x3;
-                let frame = address & !0xfff;
-                let word = ((address & 0xfff) / 8) as usize;
-                let mut memory = self.memory.0.borrow_mut();
-                let entry = &mut memory.get_mut(&frame).expect("status frame")[word];
-                *entry = (*entry & !0xffff_ffff) | (lo >> 32);
-            }
-            head = (head + 1) % 256;
-        }
-        self.iqh.set(head << 4);
     }
 }
 

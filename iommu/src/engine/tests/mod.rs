@@ -2,6 +2,7 @@
 
 mod budgets;
 mod caching_mode;
+mod queue_errors;
 
 use super::fault::Access;
 use super::invalidate::InvalidationMode;
