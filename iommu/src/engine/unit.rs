@@ -109,6 +109,7 @@ pub struct RemappingUnit<R: Registers> {
     pub(super) geometry: Geometry,
     pub(super) root: Option<PhysAddr>,
     pub(super) invalidator: Option<Invalidator>,
+    pub(super) fault_reporter_taken: bool,
 }
 
 impl<R: Registers> RemappingUnit<R> {
@@ -143,6 +144,7 @@ impl<R: Registers> RemappingUnit<R> {
             geometry,
             root: None,
             invalidator: None,
+            fault_reporter_taken: false,
         })
     }
 
@@ -182,16 +184,21 @@ impl<R: Registers> RemappingUnit<R> {
         &self.registers
     }
 
-    /// A fault reporter for this unit's recording registers.
-    pub fn fault_reporter(&self) -> FaultReporter<R>
+    /// The fault reporter for this unit's recording registers: handed out once, so there is one
+    /// drainer per unit (`None` on later calls). See [`fault`](super::fault) for why.
+    pub fn take_fault_reporter(&mut self) -> Option<FaultReporter<R>>
     where
         R: Clone,
     {
-        FaultReporter::new(
+        if self.fault_reporter_taken {
+            return None;
+        }
+        self.fault_reporter_taken = true;
+        Some(FaultReporter::new(
             self.registers.clone(),
             self.capability.fro(),
             self.capability.fault_records(),
-        )
+        ))
     }
 
     /// Summary for the boot report.

@@ -13,7 +13,7 @@ use super::{Clock, Offset32, Offset64, Registers};
 use crate::entries::PhysAddr;
 use crate::paging::{OutOfMemory, TableMemory};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 /// Frames shared between the engine (as `TableMemory`) and the simulated hardware.
@@ -75,6 +75,9 @@ pub(super) struct SimUnit {
     pub(super) fsts: Cell<u32>,
     pub(super) fectl: Cell<u32>,
     pub(super) frcd: Cell<(u64, u64)>,
+    /// Faults waiting for the recording register: the next one is written into it the moment
+    /// software clears its F bit (a fault arriving during a drain).
+    pub(super) arriving: RefCell<VecDeque<(u64, u64)>>,
     /// Commands never complete (a dead unit).
     pub(super) hang: Cell<bool>,
     /// This many upcoming wait descriptors time out (FSTS.ITE, status write aborted), as if a
@@ -106,6 +109,7 @@ impl SimUnit {
             fsts: Cell::new(0),
             fectl: Cell::new(FECTL_IM),
             frcd: Cell::new((0, 0)),
+            arriving: RefCell::new(VecDeque::new()),
             hang: Cell::new(false),
             time_out_waits: Cell::new(0),
             events: RefCell::new(Vec::new()),
@@ -210,7 +214,8 @@ impl Registers for Rc<SimUnit> {
             0x3c | 0x40 | 0x44 => {}
             o if o == self.fro() * 16 + 12 => {
                 if value & (1 << 31) != 0 {
-                    self.frcd.set((0, 0));
+                    let next = self.arriving.borrow_mut().pop_front();
+                    self.frcd.set(next.unwrap_or((0, 0)));
                 }
             }
             o => panic!("32-bit write of {o:#x}"),
