@@ -82,12 +82,16 @@ impl Domain {
         self.table.translate(iova)
     }
 
-    fn invalidate(&self, required: RequiredInvalidation) -> Result<InvalidationDone, VtdError> {
-        let unit = self.unit;
+    /// Performs the invalidation a token of domain `id` on `unit` asks for.
+    fn invalidate(
+        unit: usize,
+        id: DomainId,
+        required: RequiredInvalidation,
+    ) -> Result<InvalidationDone, VtdError> {
         with_state(|state| {
             let unit = &mut state.units[unit];
             let clock = KernelClock;
-            match required.iotlb_scope(self.id) {
+            match required.iotlb_scope(id) {
                 Some(scope) => unit
                     .engine
                     .invalidate_iotlb(&mut unit.tables, &clock, scope),
@@ -95,7 +99,7 @@ impl Domain {
             }
             .map_err(|e| VtdError::Hardware(format!("{e}")))?;
             INVALIDATIONS.fetch_add(
-                u64::from(required.iotlb_scope(self.id).is_some()),
+                u64::from(required.iotlb_scope(id).is_some()),
                 core::sync::atomic::Ordering::Relaxed,
             );
             // SAFETY: the one unit this domain lives on has completed the invalidation the
@@ -106,17 +110,22 @@ impl Domain {
         })
     }
 
-    /// Makes a map visible to the hardware (invalidating where caching mode requires it).
+    /// Makes a map visible to the hardware (invalidating where caching mode requires it). If
+    /// that fails the mapping is taken out of the table again, and the error says whether that
+    /// removal was invalidated too (see `MapCompletionError`); either way nothing stays mapped.
     pub fn complete_map(&mut self, flush: MapFlush) -> Result<(), VtdError> {
-        let proof = self.invalidate(flush.invalidation(self.caching_mode, self.psi))?;
-        flush.complete(proof);
-        Ok(())
+        let (unit, id) = (self.unit, self.id);
+        self.table
+            .complete_map(flush, self.caching_mode, self.psi, |required| {
+                Self::invalidate(unit, id, required)
+            })
+            .map_err(|error| VtdError::Hardware(format!("{error}")))
     }
 
     /// Invalidates what an unmap changed (one ranged invalidation for the whole batch), then
     /// releases the freed table frames and the IOVAs.
     pub fn complete_unmap(&mut self, flush: UnmapFlush) -> Result<(), VtdError> {
-        let proof = self.invalidate(flush.invalidation(self.psi))?;
+        let proof = Self::invalidate(self.unit, self.id, flush.invalidation(self.psi))?;
         self.table
             .complete_unmap(flush, proof)
             .map_err(|_| VtdError::WrongUnit)

@@ -83,6 +83,9 @@ pub(super) struct SimUnit {
     /// This many upcoming wait descriptors time out (FSTS.ITE, status write aborted), as if a
     /// device-TLB invalidation before them never completed.
     pub(super) time_out_waits: Cell<u32>,
+    /// An IQE or ITE stopped the queue: as in QEMU, only an IQT write (after clearing the bit)
+    /// resumes it.
+    needs_tail_write: Cell<bool>,
     pub(super) events: RefCell<Vec<Event>>,
     /// Context cache and IOTLB, with every invalidation recorded with its DID.
     pub(crate) caches: RefCell<Caches>,
@@ -112,6 +115,7 @@ impl SimUnit {
             arriving: RefCell::new(VecDeque::new()),
             hang: Cell::new(false),
             time_out_waits: Cell::new(0),
+            needs_tail_write: Cell::new(false),
             events: RefCell::new(Vec::new()),
             caches: RefCell::new(Caches::default()),
         })
@@ -175,6 +179,7 @@ impl Registers for Rc<SimUnit> {
             0x00 => 0x10,
             0x1c => self.gsts.get(),
             0x34 => {
+                self.catch_up();
                 self.fsts.get()
                     | if self.frcd.get().1 >> 63 == 1 {
                         FaultStatus::PPF.bits()
@@ -228,7 +233,10 @@ impl Registers for Rc<SimUnit> {
             0x10 => self.ecap,
             0x20 => self.rtaddr.get(),
             0x28 => self.ccmd.get(),
-            0x80 => self.iqh.get(),
+            0x80 => {
+                self.catch_up();
+                self.iqh.get()
+            }
             0x88 => self.iqt.get(),
             0x90 => self.iqa.get(),
             o if o == self.iro() * 16 + 8 => self.iotlb.get(),
@@ -263,6 +271,7 @@ impl Registers for Rc<SimUnit> {
             }
             0x88 => {
                 self.iqt.set(value);
+                self.needs_tail_write.set(false);
                 if queued && !self.hang.get() {
                     self.process_queue();
                 }

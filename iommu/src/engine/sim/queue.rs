@@ -4,9 +4,11 @@
 //! the queue. A bad one sets FSTS.IQE and stops the queue with IQH on it; as in QEMU, nothing is
 //! fetched again until IQE is clear *and* IQT is written. A wait can be told to time out: FSTS.ITE
 //! is set, its status write is aborted and fetching stops until ITE is clear and IQT written.
+//! Descriptors queued while the unit hangs are fetched once it answers again and is polled
+//! (FSTS or IQH read), as hardware fetches on its own and not only on IQT writes.
 
 use super::{Event, SimUnit};
-use crate::engine::registers::FaultStatus;
+use crate::engine::registers::{FaultStatus, Global};
 
 /// Entries in the queue (IQA.QS = 0).
 const ENTRIES: u64 = 256;
@@ -37,9 +39,18 @@ impl SimUnit {
 
     fn raise(&self, bit: FaultStatus) {
         self.fsts.set(self.fsts.get() | bit.bits());
+        self.needs_tail_write.set(true);
     }
 
-    /// Processes descriptors from IQH up to IQT (called on an IQT write while QIE is on).
+    /// Fetches what was queued while the unit hung, unless an error stopped the queue.
+    pub(super) fn catch_up(&self) {
+        let queued = Global::from_bits_retain(self.gsts.get()).contains(Global::QIE);
+        if queued && !self.hang.get() && !self.needs_tail_write.get() {
+            self.process_queue();
+        }
+    }
+
+    /// Processes descriptors from IQH up to IQT (on an IQT write while QIE is on).
     pub(super) fn process_queue(&self) {
         if self.stopped() {
             return;

@@ -3,6 +3,7 @@
 mod budgets;
 mod caching_mode;
 mod faults;
+mod map_rollback;
 mod queue_errors;
 
 use super::fault::Access;
