@@ -60,6 +60,8 @@ pub(crate) struct Queue {
     tail: u16,
     sequence: u32,
     errors: InvalidationErrorCounts,
+    /// A batch gave up with IQE still set (already counted); the next one clears it.
+    left_stopped: bool,
 }
 
 impl Queue {
@@ -74,6 +76,7 @@ impl Queue {
                 time_outs: 0,
                 completion_errors: 0,
             },
+            left_stopped: false,
         }
     }
 
@@ -160,8 +163,11 @@ impl Queue {
                 index = (index + 1) % QUEUE_ENTRIES;
             }
             Self::clear(registers, FaultStatus::IQE);
-            self.errors.queue_errors += 1;
+            if !self.left_stopped {
+                self.errors.queue_errors += 1;
+            }
         }
+        self.left_stopped = false;
         if status.contains(FaultStatus::ITE) {
             Self::clear(registers, FaultStatus::ITE);
             self.errors.time_outs += 1;
@@ -250,6 +256,7 @@ impl Queue {
                     repairs += 1;
                     if repairs > MAX_REPAIRS {
                         // Leave IQE set: the next submission skips what is left (settle).
+                        self.left_stopped = true;
                         return outcome;
                     }
                     // Only the batch's slots are replaced; a head outside it is not trusted.

@@ -83,6 +83,8 @@ pub(super) struct SimUnit {
     /// This many upcoming wait descriptors time out (FSTS.ITE, status write aborted), as if a
     /// device-TLB invalidation before them never completed.
     pub(super) time_out_waits: Cell<u32>,
+    /// Every descriptor fetch fails (IQE with IQEI 2 on hardware): a queue that cannot recover.
+    pub(super) fetch_errors: Cell<bool>,
     /// An IQE or ITE stopped the queue: as in QEMU, only an IQT write (after clearing the bit)
     /// resumes it.
     needs_tail_write: Cell<bool>,
@@ -116,6 +118,7 @@ impl SimUnit {
             hang: Cell::new(false),
             time_out_waits: Cell::new(0),
             needs_tail_write: Cell::new(false),
+            fetch_errors: Cell::new(false),
             events: RefCell::new(Vec::new()),
             caches: RefCell::new(Caches::default()),
         })

@@ -68,7 +68,7 @@ impl SimUnit {
                 let slots = &memory[&queue];
                 (slots[head as usize * 2], slots[head as usize * 2 + 1])
             };
-            if rejected(lo, hi) {
+            if self.fetch_errors.get() || rejected(lo, hi) {
                 self.events.borrow_mut().push(Event::Rejected(lo, hi));
                 self.raise(FaultStatus::IQE);
                 break;

@@ -162,6 +162,26 @@ fn completion_errors_and_errors_left_from_before_are_cleared_and_counted() {
 }
 
 #[test]
+fn a_queue_that_keeps_failing_gives_up_in_bounded_time_and_recovers_later() {
+    let (mut unit, sim, mut memory) = enabled();
+    sim.fetch_errors.set(true);
+    let error = unit
+        .invalidate_iotlb(&mut memory, &StepClock::default(), IotlbScope::Global)
+        .unwrap_err();
+    assert_eq!(
+        error,
+        UnitError::Invalidation(InvalidationError::QueueError { head: 4 })
+    );
+    // The first sighting and two repairs, then it gave up with IQE left set.
+    assert_eq!(unit.invalidation_errors().queue_errors, 3);
+    assert!(FaultStatus::from_bits_retain(sim.fsts.get()).contains(FaultStatus::IQE));
+    sim.fetch_errors.set(false);
+    later_invalidation_works(&mut unit, &sim, &mut memory);
+    assert!(clear_of_queue_errors(&sim));
+    assert_eq!(unit.invalidation_errors().queue_errors, 3, "counted twice");
+}
+
+#[test]
 fn fault_overflow_is_left_for_the_fault_reporter() {
     let (mut unit, sim, mut memory) = enabled();
     sim.fsts.set((FaultStatus::PFO | FaultStatus::ICE).bits());
