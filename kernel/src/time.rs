@@ -1,8 +1,10 @@
 //! The monotonic clock: the TSC, calibrated once at boot against the PIT. Timestamps are
-//! nanoseconds since calibration; before it, 0.
+//! nanoseconds since calibration; before it (or if it failed), 0. Waits go through the remapping
+//! engine's poll helper, whose iteration cap ends them even while the clock stands still.
 
 use crate::arch::{io, pit};
 use core::sync::atomic::{AtomicU64, Ordering};
+use moat_iommu::engine::{self, Clock};
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
@@ -61,51 +63,31 @@ pub fn now_ns() -> u64 {
     u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Most calls of a poll's `ready` per microsecond of budget. No iteration (a call of `ready`,
-/// a clock read and a pause) takes under a nanosecond, so with a working clock the deadline
-/// always comes first; when the clock is broken (calibration failed and it stays at zero)
-/// this cap still ends the wait.
-const MAX_POLLS_PER_US: u64 = 1000;
-
-/// A deadline on the monotonic clock, for bounded hardware polls.
+/// The monotonic clock as the poll helper's [`Clock`]: microseconds since calibration. Without a
+/// calibration it reads 0 forever, and the helper's iteration cap bounds every wait.
 #[derive(Clone, Copy, Debug)]
-pub struct Deadline(u64);
+pub struct Monotonic;
 
-impl Deadline {
-    /// A deadline `micros` microseconds from now.
-    pub fn after_us(micros: u64) -> Self {
-        Self(now_ns().saturating_add(micros.saturating_mul(1000)))
-    }
-
-    /// Whether the deadline has passed.
-    pub fn expired(&self) -> bool {
-        now_ns() >= self.0
+impl Clock for Monotonic {
+    fn now_us(&self) -> u64 {
+        now_ns() / 1000
     }
 }
 
-/// Busy-waits for `micros` microseconds (bounded like [`poll`] when the clock is broken).
+/// Busy-waits for `micros` microseconds. Without a working clock the poll helper's iteration cap
+/// ends the wait instead (after roughly the same time), so a failed calibration cannot hang it.
 pub fn delay_us(micros: u64) {
-    // Waiting is the point: a poll that is never ready ends only by using up its budget.
-    let _elapsed: Result<(), Timeout> = poll(micros, || None);
+    // Nothing is awaited: the wait always runs out, and running out is the delay.
+    let _elapsed = engine::poll(&Monotonic, "delay", micros, || None::<()>);
 }
 
-/// Polls `ready` until it returns `Some` or `budget_us` microseconds have passed, with an
-/// iteration cap beside the deadline so the budget holds even when the clock does not
-/// advance. This is the one poll helper of the kernel: every hardware wait goes through it.
-pub fn poll<T>(budget_us: u64, mut ready: impl FnMut() -> Option<T>) -> Result<T, Timeout> {
-    let deadline = Deadline::after_us(budget_us);
-    let mut polls_left = budget_us.saturating_mul(MAX_POLLS_PER_US).max(1);
-    loop {
-        if let Some(value) = ready() {
-            return Ok(value);
-        }
-        polls_left -= 1;
-        if polls_left == 0 || deadline.expired() {
-            // One last look: the deadline may have passed while we were descheduled.
-            return ready().ok_or(Timeout { budget_us });
-        }
-        core::hint::spin_loop();
-    }
+/// Polls `ready` until it returns `Some` or `budget_us` microseconds have passed. Every hardware
+/// wait of the kernel goes through here, and this goes through the engine's one poll helper, so
+/// the budget holds with a broken clock too (an iteration cap beside the deadline).
+pub fn poll<T>(budget_us: u64, ready: impl FnMut() -> Option<T>) -> Result<T, Timeout> {
+    engine::poll(&Monotonic, "kernel poll", budget_us, ready).map_err(|timeout| Timeout {
+        budget_us: timeout.budget_us,
+    })
 }
 
 /// A hardware poll ran out of its budget.
@@ -123,7 +105,30 @@ impl core::fmt::Display for Timeout {
 
 #[cfg(test)]
 mod tests {
-    use super::{delay_us, now_ns, poll};
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `wait` on its own thread and fails if it has not returned within 30 s: without an
+    /// iteration cap these waits spin forever on the host, where the TSC is never calibrated.
+    fn returns_in_time<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> T {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _receiver_gone = done.send(wait());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the wait did not end: its budget does not hold without a clock")
+    }
+
+    #[test]
+    fn polls_and_delays_end_without_a_calibrated_clock() {
+        assert_eq!(tsc_hz(), 0, "host tests never calibrate the TSC");
+        let result = returns_in_time(|| poll(1_000, || None::<()>));
+        assert_eq!(result, Err(Timeout { budget_us: 1_000 }));
+        returns_in_time(|| delay_us(1_000));
+        assert_eq!(returns_in_time(|| poll(1_000, || Some(3))), Ok(3));
+    }
 
     #[test]
     fn poll_returns_the_first_ready_value() {

@@ -1,6 +1,13 @@
 //! Primary fault recording (VT-d spec 7.1.3, 10.4.14): draining the fault-recording registers,
 //! decoding each record and clearing it and the overflow bit. Needs only register access, so it
 //! runs from the fault interrupt without the unit's lock.
+//!
+//! Draining is safe only from one drainer at a time: a second one could read a record, lose
+//! the race to clear it, and then clear the *next* record the hardware wrote into the freed
+//! slot without reporting it. So [`FaultReporter::drain`] takes `&mut self` and the reporter is
+//! not `Clone`: whoever shares it (the interrupt handler and thread context) must hold it behind
+//! a lock, taken with interrupts off. And because a record may arrive in a slot the moment it
+//! is cleared, a drain re-reads FSTS.PPF after clearing and goes round again until it is clear.
 
 use super::Registers;
 use super::registers::{self, FSTS, FaultStatus};
@@ -74,8 +81,9 @@ pub const fn fault_reason_name(reason: u8) -> &'static str {
     }
 }
 
-/// Reads and clears a unit's fault-recording registers.
-#[derive(Clone, Debug)]
+/// Reads and clears a unit's fault-recording registers. One per unit, not `Clone`: see the
+/// module text.
+#[derive(Debug)]
 pub struct FaultReporter<R> {
     registers: R,
     fro: u16,
@@ -89,13 +97,25 @@ pub struct DrainSummary {
     pub records: usize,
     /// FSTS.PFO was set: faults were lost because every record was full.
     pub overflowed: bool,
-    /// FSTS.IQE was set: the invalidation queue hit a bad descriptor.
+    /// FSTS.IQE was set: the invalidation queue hit a bad descriptor (the invalidation code
+    /// repairs the queue and clears it).
     pub queue_error: bool,
+    /// FSTS.PPF was still set after [`MAX_DRAIN_ROUNDS`] rounds: faults keep arriving faster
+    /// than they are drained, and the records left will be read by the next drain.
+    pub still_pending: bool,
 }
 
+/// How many times one drain reads every record and re-checks FSTS.PPF.
+///
+/// TIMEOUT: each round clears every record, so a new round is needed only for faults that
+/// arrived during the previous one; 16 rounds end a fault storm's drain in bounded time (the
+/// interrupt handler must return) while leaving nothing behind in any ordinary burst.
+pub const MAX_DRAIN_ROUNDS: u32 = 16;
+
 impl<R: Registers> FaultReporter<R> {
-    /// A reporter for a unit with CAP.FRO `fro` and `records` recording registers.
-    pub const fn new(registers: R, fro: u16, records: u16) -> Self {
+    /// A reporter for a unit with CAP.FRO `fro` and `records` recording registers (made only by
+    /// [`RemappingUnit::take_fault_reporter`](super::RemappingUnit::take_fault_reporter)).
+    pub(crate) const fn new(registers: R, fro: u16, records: u16) -> Self {
         Self {
             registers,
             fro,
@@ -104,25 +124,33 @@ impl<R: Registers> FaultReporter<R> {
     }
 
     /// Reads every recording register, hands each valid record to `report`, clears it, then
-    /// clears the overflow bit. The records are cleared even if `report` does nothing.
-    pub fn drain(&self, mut report: impl FnMut(FaultRecord)) -> DrainSummary {
+    /// clears the overflow bit; then re-reads FSTS.PPF and goes round again while it is set
+    /// (records that arrived meanwhile), at most [`MAX_DRAIN_ROUNDS`] times. The records are
+    /// cleared even if `report` does nothing.
+    pub fn drain(&mut self, mut report: impl FnMut(FaultRecord)) -> DrainSummary {
         let mut summary = DrainSummary::default();
-        for index in 0..self.records {
-            let high = self.registers.read64(registers::frcd_high(self.fro, index));
-            let low = self.registers.read64(registers::frcd_low(self.fro, index));
-            if let Some(record) = FaultRecord::decode(low, high) {
-                summary.records += 1;
-                report(record);
-                // F is write-1-to-clear; a 4-byte write to the top word touches nothing else.
-                self.registers
-                    .write32(registers::frcd_top(self.fro, index), 1 << 31);
+        for _ in 0..MAX_DRAIN_ROUNDS {
+            for index in 0..self.records {
+                let high = self.registers.read64(registers::frcd_high(self.fro, index));
+                let low = self.registers.read64(registers::frcd_low(self.fro, index));
+                if let Some(record) = FaultRecord::decode(low, high) {
+                    summary.records += 1;
+                    report(record);
+                    // F is write-1-to-clear; a 4-byte write to the top word touches nothing else.
+                    self.registers
+                        .write32(registers::frcd_top(self.fro, index), 1 << 31);
+                }
             }
-        }
-        let status = FaultStatus::from_bits_retain(self.registers.read32(FSTS));
-        summary.overflowed = status.contains(FaultStatus::PFO);
-        summary.queue_error = status.contains(FaultStatus::IQE);
-        if summary.overflowed {
-            self.registers.write32(FSTS, FaultStatus::PFO.bits());
+            let status = FaultStatus::from_bits_retain(self.registers.read32(FSTS));
+            summary.queue_error |= status.contains(FaultStatus::IQE);
+            if status.contains(FaultStatus::PFO) {
+                summary.overflowed = true;
+                self.registers.write32(FSTS, FaultStatus::PFO.bits());
+            }
+            summary.still_pending = status.contains(FaultStatus::PPF);
+            if !summary.still_pending {
+                break;
+            }
         }
         summary
     }

@@ -1,14 +1,14 @@
 //! The two invalidation interfaces (VT-d spec 6.5): the register interface (CCMD, IOTLB_REG,
 //! IVA_REG) and the queued interface (a ring of descriptors closed by a wait descriptor whose
-//! status write proves completion). A unit uses exactly one of them, chosen at enable time:
-//! with queued invalidation on, register commands are ignored by the hardware.
+//! status write proves completion; see `queue.rs`). A unit uses exactly one of them, chosen at
+//! enable time: with queued invalidation on, register commands are ignored by the hardware.
 
-use super::registers::{self, CCMD, FSTS, FaultStatus, IQA, IQH, IQT, Offset64};
+use super::queue::{InvalidationErrorCounts, Queue};
+use super::registers::{self, CCMD, FSTS, FaultStatus, IQA, IQT, Offset64};
 use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
 use crate::entries::{
-    ContextCacheScope, ContextCommand, ContextCommandStatus, Drain, Fence, InvalidateAddress,
-    InvalidationDescriptor, IotlbCommand, IotlbCommandStatus, IotlbScope, PhysAddr, StatusAddress,
-    WaitCompletion,
+    ContextCacheScope, ContextCommand, ContextCommandStatus, Drain, InvalidateAddress,
+    InvalidationDescriptor, IotlbCommand, IotlbCommandStatus, IotlbScope, PhysAddr,
 };
 use crate::paging::TableMemory;
 
@@ -31,21 +31,42 @@ impl InvalidationMode {
     }
 }
 
-/// Number of 16-byte descriptors in the queue (IQA.QS = 0: 256 entries, one 4 KiB frame).
-const QUEUE_ENTRIES: u16 = 256;
-
 /// Why an invalidation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidationError {
     /// The hardware did not complete in time.
     Timeout(PollTimeout),
-    /// FSTS.IQE: the queue stopped at the descriptor at IQH.
+    /// FSTS.IQE: the hardware rejected the descriptor at `head`, so the invalidation was not
+    /// performed. The descriptor was replaced with a harmless one and the queue resumed: later
+    /// invalidations work again.
     QueueError {
         /// Index of the offending descriptor.
         head: u16,
     },
+    /// FSTS.ITE: a device-TLB invalidation timed out and the hardware aborted the pending wait
+    /// descriptors, so completion is not proven. ITE was cleared and the queue drained.
+    DeviceTlbTimeout,
     /// IOTLB_REG reported granularity 0: the request was not performed.
     NotPerformed,
+}
+
+impl core::fmt::Display for InvalidationError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Timeout(timeout) => write!(f, "{timeout}"),
+            Self::QueueError { head } => write!(
+                f,
+                "invalidation queue error (FSTS.IQE) at descriptor {head}; the queue was repaired"
+            ),
+            Self::DeviceTlbTimeout => {
+                write!(
+                    f,
+                    "device-TLB invalidation time-out (FSTS.ITE); the queue was drained"
+                )
+            }
+            Self::NotPerformed => write!(f, "the IOTLB invalidation was not performed"),
+        }
+    }
 }
 
 impl From<PollTimeout> for InvalidationError {
@@ -57,29 +78,19 @@ impl From<PollTimeout> for InvalidationError {
 /// The chosen interface and its state.
 #[derive(Debug)]
 pub(crate) enum Invalidator {
-    Register {
-        iotlb: Offset64,
-        iva: Offset64,
-    },
-    Queued {
-        queue: PhysAddr,
-        status: PhysAddr,
-        tail: u16,
-        sequence: u32,
-    },
+    Register { iotlb: Offset64, iva: Offset64 },
+    Queued(Queue),
 }
 
 impl Invalidator {
-    /// Sets up the queue (IQT = 0, IQA = queue | QS 0) — the caller then sets GCMD.QIE.
+    /// Sets up the queue (queue errors left from before cleared, IQT = 0, IQA = queue | QS 0);
+    /// the caller then sets GCMD.QIE.
     pub(crate) fn queued(registers: &dyn Registers, queue: PhysAddr, status: PhysAddr) -> Self {
+        let stale = FaultStatus::IQE | FaultStatus::ITE | FaultStatus::ICE;
+        registers.write32(FSTS, stale.bits());
         registers.write64(IQT, 0);
         registers.write64(IQA, queue.as_u64());
-        Self::Queued {
-            queue,
-            status,
-            tail: 0,
-            sequence: 0,
-        }
+        Self::Queued(Queue::new(queue, status))
     }
 
     pub(crate) const fn register(iro: u16) -> Self {
@@ -92,7 +103,19 @@ impl Invalidator {
     pub(crate) const fn mode(&self) -> InvalidationMode {
         match self {
             Self::Register { .. } => InvalidationMode::Register,
-            Self::Queued { .. } => InvalidationMode::Queued,
+            Self::Queued(_) => InvalidationMode::Queued,
+        }
+    }
+
+    /// Queue errors seen so far (none with the register interface).
+    pub(crate) const fn errors(&self) -> InvalidationErrorCounts {
+        match self {
+            Self::Register { .. } => InvalidationErrorCounts {
+                queue_errors: 0,
+                time_outs: 0,
+                completion_errors: 0,
+            },
+            Self::Queued(queue) => queue.errors(),
         }
     }
 
@@ -118,7 +141,7 @@ impl Invalidator {
                 )?;
                 Ok(())
             }
-            Self::Queued { .. } => self.submit(
+            Self::Queued(queue) => queue.submit(
                 registers,
                 memory,
                 clock,
@@ -136,8 +159,8 @@ impl Invalidator {
         scope: IotlbScope,
         drain: Drain,
     ) -> Result<(), InvalidationError> {
-        match *self {
-            Self::Register { iotlb, iva } => {
+        match self {
+            &mut Self::Register { iotlb, iva } => {
                 if let Some(address) = InvalidateAddress::for_scope(scope) {
                     registers.write64(iva, address.raw());
                 }
@@ -156,7 +179,7 @@ impl Invalidator {
                 }
                 Ok(())
             }
-            Self::Queued { .. } => self.submit(
+            Self::Queued(queue) => queue.submit(
                 registers,
                 memory,
                 clock,
@@ -174,51 +197,9 @@ impl Invalidator {
         clock: &dyn Clock,
         descriptors: &[InvalidationDescriptor],
     ) -> Result<(), InvalidationError> {
-        let Self::Queued {
-            queue,
-            status,
-            tail,
-            sequence,
-        } = self
-        else {
-            unreachable!("submit is only reached in queued mode");
-        };
-        *sequence = sequence.wrapping_add(1).max(1);
-        memory.write(*status, 0, 0);
-        let Ok(address) = StatusAddress::new(*status) else {
-            unreachable!("the status frame is 4 KiB aligned, so 4-byte aligned");
-        };
-        let wait = InvalidationDescriptor::wait(
-            WaitCompletion::StatusWrite {
-                address,
-                data: *sequence,
-            },
-            Fence::On,
-        );
-        for descriptor in descriptors.iter().chain(core::iter::once(&wait)) {
-            let index = usize::from(*tail) * 2;
-            memory.write(*queue, index, descriptor.lo());
-            memory.write(*queue, index + 1, descriptor.hi());
-            *tail = (*tail + 1) % QUEUE_ENTRIES;
+        match self {
+            Self::Queued(queue) => queue.submit(registers, memory, clock, descriptors),
+            Self::Register { .. } => unreachable!("submit is only reached in queued mode"),
         }
-        // Every batch is waited for, so the ring is empty before each submission and a batch
-        // (at most a few descriptors) never overruns the head.
-        registers.write64(IQT, u64::from(*tail) << 4);
-        let expected = *sequence;
-        let result = poll(
-            clock,
-            "queued invalidation (wait descriptor)",
-            COMMAND_BUDGET_US,
-            || {
-                if FaultStatus::from_bits_retain(registers.read32(FSTS)).contains(FaultStatus::IQE)
-                {
-                    return Some(Err(()));
-                }
-                (memory.read(*status, 0) as u32 == expected).then_some(Ok(()))
-            },
-        )?;
-        result.map_err(|()| InvalidationError::QueueError {
-            head: (registers.read64(IQH) >> 4) as u16,
-        })
     }
 }

@@ -4,12 +4,10 @@
 
 use super::fault::FaultReporter;
 use super::invalidate::{InvalidationError, InvalidationMode, Invalidator};
+use super::queue::InvalidationErrorCounts;
 use super::registers::{self, Capability, ECAP, ExtendedCapability, GCMD, GSTS, Global, RTADDR};
 use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
-use crate::entries::{
-    ContextCacheScope, ContextEntry, DomainId, DomainLimit, Drain, FunctionMask, IotlbScope,
-    PhysAddr, RootEntry, SourceId,
-};
+use crate::entries::{ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr};
 use crate::paging::{Geometry, Levels, SuperpageSupport, TableMemory};
 
 /// Why a unit could not be brought up or changed.
@@ -38,6 +36,12 @@ pub enum UnitError {
     Invalidation(InvalidationError),
     /// The unit is not enabled.
     NotEnabled,
+    /// A context entry names a domain ID this unit does not accept: 0 (reserved) or not below
+    /// CAP.ND's limit.
+    InvalidDomainId {
+        /// The DID field of the entry.
+        domain: u16,
+    },
 }
 
 impl From<PollTimeout> for UnitError {
@@ -69,14 +73,11 @@ impl core::fmt::Display for UnitError {
             Self::QueuedUnavailable => write!(f, "queued invalidation requested but ECAP.QI is 0"),
             Self::OutOfMemory => write!(f, "out of frames for remapping tables"),
             Self::Timeout(timeout) => write!(f, "{timeout}"),
-            Self::Invalidation(InvalidationError::Timeout(timeout)) => write!(f, "{timeout}"),
-            Self::Invalidation(InvalidationError::QueueError { head }) => {
-                write!(f, "invalidation queue error at descriptor {head}")
-            }
-            Self::Invalidation(InvalidationError::NotPerformed) => {
-                write!(f, "the IOTLB invalidation was not performed")
-            }
+            Self::Invalidation(error) => write!(f, "{error}"),
             Self::NotEnabled => write!(f, "the unit is not enabled"),
+            Self::InvalidDomainId { domain } => {
+                write!(f, "domain ID {domain} is reserved or beyond CAP.ND")
+            }
         }
     }
 }
@@ -101,13 +102,14 @@ pub struct UnitSummary {
 /// A remapping unit.
 #[derive(Debug)]
 pub struct RemappingUnit<R: Registers> {
-    registers: R,
-    capability: Capability,
-    extended: ExtendedCapability,
-    version: u32,
-    geometry: Geometry,
-    root: Option<PhysAddr>,
-    invalidator: Option<Invalidator>,
+    pub(super) registers: R,
+    pub(super) capability: Capability,
+    pub(super) extended: ExtendedCapability,
+    pub(super) version: u32,
+    pub(super) geometry: Geometry,
+    pub(super) root: Option<PhysAddr>,
+    pub(super) invalidator: Option<Invalidator>,
+    pub(super) fault_reporter_taken: bool,
 }
 
 impl<R: Registers> RemappingUnit<R> {
@@ -142,6 +144,7 @@ impl<R: Registers> RemappingUnit<R> {
             geometry,
             root: None,
             invalidator: None,
+            fault_reporter_taken: false,
         })
     }
 
@@ -181,16 +184,21 @@ impl<R: Registers> RemappingUnit<R> {
         &self.registers
     }
 
-    /// A fault reporter for this unit's recording registers.
-    pub fn fault_reporter(&self) -> FaultReporter<R>
+    /// The fault reporter for this unit's recording registers: handed out once, so there is one
+    /// drainer per unit (`None` on later calls). See [`fault`](super::fault) for why.
+    pub fn take_fault_reporter(&mut self) -> Option<FaultReporter<R>>
     where
         R: Clone,
     {
-        FaultReporter::new(
+        if self.fault_reporter_taken {
+            return None;
+        }
+        self.fault_reporter_taken = true;
+        Some(FaultReporter::new(
             self.registers.clone(),
             self.capability.fro(),
             self.capability.fault_records(),
-        )
+        ))
     }
 
     /// Summary for the boot report.
@@ -376,100 +384,12 @@ impl<R: Registers> RemappingUnit<R> {
         self.root
     }
 
-    /// The context entry for `source`, if its bus has a context table.
-    pub fn context_entry(
-        &self,
-        memory: &dyn TableMemory,
-        source: SourceId,
-    ) -> Option<ContextEntry> {
-        let root = self.root?;
-        let bus = usize::from(source.get() >> 8);
-        let root_entry =
-            RootEntry::from_raw(memory.read(root, bus * 2), memory.read(root, bus * 2 + 1));
-        let table = root_entry.context_table()?;
-        let index = usize::from(source.get() & 0xff) * 2;
-        Some(ContextEntry::from_raw(
-            memory.read(table, index),
-            memory.read(table, index + 1),
-        ))
-    }
-
-    /// Drops what the unit may cache for `source` in `domain`: its context entry (device-
-    /// selective), then the domain's IOTLB entries, in the spec's order.
-    fn invalidate_device(
-        &mut self,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        source: SourceId,
-        domain: DomainId,
-    ) -> Result<(), UnitError> {
-        let scope = ContextCacheScope::Device {
-            domain,
-            source,
-            function_mask: FunctionMask::Exact,
-        };
-        self.invalidate_context(memory, clock, scope)?;
-        self.invalidate_iotlb(memory, clock, IotlbScope::Domain(domain))
-    }
-
-    /// Points `source` at `entry` (or blocks it with `ContextEntry::NOT_PRESENT`), with the
-    /// spec's order: a present entry is first cleared and invalidated (context cache for the
-    /// device, then the IOTLB of its old domain), the new one is written with P last, and with
-    /// CAP.CM the not-present-to-present change is invalidated too.
-    pub fn set_context(
-        &mut self,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        source: SourceId,
-        entry: ContextEntry,
-    ) -> Result<(), UnitError> {
-        let root = self.root.ok_or(UnitError::NotEnabled)?;
-        let bus = usize::from(source.get() >> 8);
-        let root_entry =
-            RootEntry::from_raw(memory.read(root, bus * 2), memory.read(root, bus * 2 + 1));
-        let table = match root_entry.context_table() {
-            Some(table) => table,
-            None => {
-                if !entry.is_present() {
-                    return Ok(());
-                }
-                let table = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
-                let Ok(new_root) = RootEntry::present(table) else {
-                    unreachable!("frames from alloc_table are 4 KiB aligned");
-                };
-                memory.write(root, bus * 2 + 1, new_root.hi());
-                memory.write(root, bus * 2, new_root.lo());
-                table
-            }
-        };
-        let index = usize::from(source.get() & 0xff) * 2;
-        let old = ContextEntry::from_raw(memory.read(table, index), memory.read(table, index + 1));
-        if old.is_present() {
-            memory.write(table, index, 0);
-            let old_domain = DomainId::new(old.domain_id(), self.domain_limit()).ok();
-            match old_domain {
-                Some(domain) => self.invalidate_device(memory, clock, source, domain)?,
-                None => {
-                    self.invalidate_context(memory, clock, ContextCacheScope::Global)?;
-                    self.invalidate_iotlb(memory, clock, IotlbScope::Global)?;
-                }
-            }
-        }
-        if !entry.is_present() {
-            memory.write(table, index + 1, 0);
-            return Ok(());
-        }
-        memory.write(table, index + 1, entry.hi());
-        memory.write(table, index, entry.lo());
-        if self.capability.caching_mode() {
-            // CM = 1: the unit may have cached the not-present entry.
-            let domain = DomainId::new(entry.domain_id(), self.domain_limit())
-                .map_err(|_| UnitError::BadDomainCount)?;
-            self.invalidate_device(memory, clock, source, domain)?;
-        } else {
-            self.flush_write_buffer(clock)?;
-        }
-        Ok(())
+    /// Invalidation-queue errors (FSTS.IQE, ITE, ICE) the unit reported and the engine cleared
+    /// since translation was enabled; all zero with the register interface or before enable.
+    pub fn invalidation_errors(&self) -> InvalidationErrorCounts {
+        self.invalidator
+            .as_ref()
+            .map_or(InvalidationErrorCounts::default(), Invalidator::errors)
     }
 
     /// Turns on fault interrupts: the MSI address and data the unit sends, then FECTL.IM = 0.

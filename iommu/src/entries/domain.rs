@@ -54,6 +54,39 @@ impl DomainId {
     }
 }
 
+/// Hands out the domain IDs of remapping units: 1, 2, 3, and so on, each checked against the
+/// limit of the unit it is for (CAP.ND), never 0 (reserved: with CAP.CM = 1 it tags cached
+/// not-present entries) and never wrapping around. IDs are not reused: reusing one would first
+/// need every translation cached under it invalidated.
+#[derive(Debug)]
+pub struct DomainIdAllocator {
+    next: u32,
+}
+
+impl DomainIdAllocator {
+    /// An allocator whose first ID is 1.
+    pub const fn new() -> Self {
+        Self { next: 1 }
+    }
+
+    /// The next ID, if it is below `limit`; on failure nothing is used up.
+    pub fn allocate(&mut self, limit: DomainLimit) -> Result<DomainId, DomainIdError> {
+        if self.next >= limit.count() {
+            return Err(DomainIdError::AboveLimit);
+        }
+        let raw = u16::try_from(self.next).map_err(|_| DomainIdError::AboveLimit)?;
+        let id = DomainId::new(raw, limit)?;
+        self.next += 1;
+        Ok(id)
+    }
+}
+
+impl Default for DomainIdAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +112,30 @@ mod tests {
             DomainId::new(u16::MAX, all).map(DomainId::get),
             Ok(u16::MAX)
         );
+    }
+
+    #[test]
+    fn allocated_ids_start_at_one_and_stay_below_the_limit() {
+        let sixteen = DomainLimit::from_nd(0).unwrap();
+        let mut ids = DomainIdAllocator::new();
+        let handed_out: Vec<u16> = core::iter::from_fn(|| ids.allocate(sixteen).ok())
+            .map(DomainId::get)
+            .collect();
+        assert_eq!(handed_out, (1..16).collect::<Vec<u16>>());
+        assert_eq!(ids.allocate(sixteen), Err(DomainIdError::AboveLimit));
+        // A unit with more IDs can still be served from the same allocator.
+        let all = DomainLimit::from_nd(6).unwrap();
+        assert_eq!(ids.allocate(all).map(DomainId::get), Ok(16));
+    }
+
+    #[test]
+    fn the_last_sixteen_bit_id_is_handed_out_once_and_nothing_wraps() {
+        let all = DomainLimit::from_nd(6).unwrap();
+        let mut ids = DomainIdAllocator {
+            next: u32::from(u16::MAX),
+        };
+        assert_eq!(ids.allocate(all).map(DomainId::get), Ok(u16::MAX));
+        assert_eq!(ids.allocate(all), Err(DomainIdError::AboveLimit));
+        assert_eq!(ids.allocate(all), Err(DomainIdError::AboveLimit));
     }
 }

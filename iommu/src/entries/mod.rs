@@ -20,7 +20,7 @@ pub use addr::{AddressError, Iova, PageSize, PhysAddr};
 pub use context::{
     ContextAddressWidth, ContextEntry, ContextTranslation, FaultProcessing, TranslationType,
 };
-pub use domain::{DomainId, DomainIdError, DomainLimit};
+pub use domain::{DomainId, DomainIdAllocator, DomainIdError, DomainLimit};
 pub use irte::{
     BusRange, DeliveryMode, DestinationMode, InterruptEntry, InterruptIndex, InterruptTableAddress,
     InterruptTableSize, InterruptVector, RemappableMessage, RemappedInterrupt, SourceValidation,

@@ -102,6 +102,13 @@ impl InvalidationDescriptor {
                     | (source.get() as u64) << SOURCE_SHIFT
                     | function_mask.bits() << FUNCTION_MASK_SHIFT
             }
+            // DID 0: the tag of entries cached while not present (caching mode).
+            ContextCacheScope::NotPresentDevice {
+                source,
+                function_mask,
+            } => {
+                (source.get() as u64) << SOURCE_SHIFT | function_mask.bits() << FUNCTION_MASK_SHIFT
+            }
         };
         Self {
             lo: fields | granularity | TYPE_CONTEXT_CACHE,
@@ -121,7 +128,8 @@ impl InvalidationDescriptor {
             drain_bits |= DRAIN_WRITES;
         }
         let (domain, hi) = match scope {
-            IotlbScope::Global => (0, 0),
+            // Global ignores DID; NotPresent names DID 0, the caching-mode tag.
+            IotlbScope::Global | IotlbScope::NotPresent => (0, 0),
             IotlbScope::Domain(domain) => (domain.get() as u64, 0),
             IotlbScope::Pages {
                 domain,
@@ -229,6 +237,12 @@ mod tests {
             words(device(FunctionMask::IgnoreBits2To0)),
             (0x0003_0010_0005_0031, 0)
         );
+        let not_present =
+            InvalidationDescriptor::context_cache(ContextCacheScope::NotPresentDevice {
+                source: SourceId::new(0, 2, 0).unwrap(),
+                function_mask: FunctionMask::Exact,
+            });
+        assert_eq!(words(not_present), (0x0000_0010_0000_0031, 0));
         // QEMU's reserved mask for type 1 must stay clear.
         assert_eq!(
             device(FunctionMask::IgnoreBits2To0).lo() & 0xFFFC_0000_0000_FFC0,
@@ -247,6 +261,8 @@ mod tests {
         let by_domain =
             InvalidationDescriptor::iotlb(IotlbScope::Domain(domain(1)), Drain::empty());
         assert_eq!(words(by_domain), (0x0001_0022, 0));
+        let not_present = InvalidationDescriptor::iotlb(IotlbScope::NotPresent, Drain::empty());
+        assert_eq!(words(not_present), (0x0000_0022, 0));
         let range = PageSelective::new(Iova::new(0x20_0000).unwrap(), 9).unwrap();
         let pages = |hint| IotlbScope::Pages {
             domain: domain(1),

@@ -37,6 +37,14 @@ impl ContextCommand {
                     | (source.get() as u64) << CONTEXT_SOURCE_SHIFT
                     | domain.get() as u64
             }
+            // DID 0: the tag of entries cached while not present (caching mode).
+            ContextCacheScope::NotPresentDevice {
+                source,
+                function_mask,
+            } => {
+                function_mask.bits() << CONTEXT_FUNCTION_MASK_SHIFT
+                    | (source.get() as u64) << CONTEXT_SOURCE_SHIFT
+            }
         };
         Self(CONTEXT_INVALIDATE | scope.granularity().bits() << CONTEXT_REQUEST_SHIFT | fields)
     }
@@ -84,7 +92,8 @@ impl IotlbCommand {
     /// [`InvalidateAddress::for_scope`] to IVA_REG.
     pub const fn invalidate(scope: IotlbScope, drain: Drain) -> Self {
         let domain = match scope {
-            IotlbScope::Global => 0,
+            // Global ignores DID; NotPresent names DID 0, the caching-mode tag.
+            IotlbScope::Global | IotlbScope::NotPresent => 0,
             IotlbScope::Domain(domain) | IotlbScope::Pages { domain, .. } => domain.get() as u64,
         };
         let mut value = IOTLB_INVALIDATE
@@ -148,7 +157,7 @@ impl InvalidateAddress {
             IotlbScope::Pages { range, hint, .. } => Some(Self(
                 range.addr().as_u64() | hint.bits() | range.address_mask_order() as u64,
             )),
-            IotlbScope::Global | IotlbScope::Domain(_) => None,
+            IotlbScope::Global | IotlbScope::Domain(_) | IotlbScope::NotPresent => None,
         }
     }
 
@@ -183,6 +192,11 @@ mod tests {
             function_mask: FunctionMask::IgnoreBits2To0,
         });
         assert_eq!(device.raw(), 0xE000_0003_0010_0003);
+        let not_present = ContextCommand::invalidate(ContextCacheScope::NotPresentDevice {
+            source: SourceId::new(0, 2, 0).unwrap(),
+            function_mask: FunctionMask::Exact,
+        });
+        assert_eq!(not_present.raw(), 0xE000_0000_0010_0000);
     }
 
     #[test]
@@ -220,6 +234,8 @@ mod tests {
         assert_eq!(writes.raw(), 0x9001_0000_0000_0000);
         let by_domain = IotlbCommand::invalidate(IotlbScope::Domain(domain(1)), Drain::empty());
         assert_eq!(by_domain.raw(), 0xA000_0001_0000_0000);
+        let not_present = IotlbCommand::invalidate(IotlbScope::NotPresent, Drain::empty());
+        assert_eq!(not_present.raw(), 0xA000_0000_0000_0000);
         let range = PageSelective::new(Iova::new(0x20_0000).unwrap(), 9).unwrap();
         let pages = IotlbScope::Pages {
             domain: domain(1),

@@ -115,6 +115,15 @@ pub enum ContextCacheScope {
         /// Function-number bits to ignore.
         function_mask: FunctionMask,
     },
+    /// Device-selective with DID 0: the not-present entry a unit with CAP.CM = 1 may have cached
+    /// for `source` (VT-d spec 6.1: such entries are tagged with domain ID 0, which is why 0 is
+    /// never a [`DomainId`]). Needed after the device's context entry became present.
+    NotPresentDevice {
+        /// Requester ID of the device.
+        source: SourceId,
+        /// Function-number bits to ignore.
+        function_mask: FunctionMask,
+    },
 }
 
 impl ContextCacheScope {
@@ -123,7 +132,7 @@ impl ContextCacheScope {
         match self {
             Self::Global => ContextGranularity::Global,
             Self::Domain(_) => ContextGranularity::Domain,
-            Self::Device { .. } => ContextGranularity::Device,
+            Self::Device { .. } | Self::NotPresentDevice { .. } => ContextGranularity::Device,
         }
     }
 }
@@ -266,6 +275,10 @@ pub enum IotlbScope {
     Global,
     /// Everything of one domain.
     Domain(DomainId),
+    /// Domain-selective with DID 0: the not-present or faulting translations a unit with
+    /// CAP.CM = 1 may have cached while a context entry was not present (VT-d spec 6.1; tagged
+    /// with domain ID 0). Needed after a context entry became present.
+    NotPresent,
     /// A page-selective range of one domain.
     Pages {
         /// DID whose translations to drop.
@@ -282,7 +295,7 @@ impl IotlbScope {
     pub const fn granularity(self) -> IotlbGranularity {
         match self {
             Self::Global => IotlbGranularity::Global,
-            Self::Domain(_) => IotlbGranularity::Domain,
+            Self::Domain(_) | Self::NotPresent => IotlbGranularity::Domain,
             Self::Pages { .. } => IotlbGranularity::Page,
         }
     }

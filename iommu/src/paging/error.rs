@@ -2,7 +2,7 @@
 
 use crate::entries::{Iova, PageSize};
 
-use super::UnmapFlush;
+use super::{MapFlush, UnmapFlush};
 
 /// Why a table could not be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,5 +77,57 @@ impl ForeignFlush {
     /// The token, still to be completed on its own table.
     pub fn into_flush(self) -> UnmapFlush {
         self.flush
+    }
+}
+
+/// Why [`PageTable::complete_map`](super::PageTable::complete_map) did not complete a map, and
+/// the state it left. In every case the mapping is out of the table; whether the hardware can
+/// still use it is what the variants tell apart.
+#[derive(Debug)]
+pub enum MapCompletionError<E> {
+    /// The token came from another table. Nothing was done; here it is back.
+    Foreign(MapFlush),
+    /// The invalidation (or write-buffer flush) the map needed failed with `error`. The mapping
+    /// was taken out of the table again and that removal was invalidated: the table is as it
+    /// was before the map, and the memory that was mapped is unreachable for the device.
+    RolledBack {
+        /// Why the map's invalidation failed.
+        error: E,
+    },
+    /// The map's invalidation failed with `error`, the mapping was taken out of the table, and
+    /// the invalidation for that removal failed too (`rollback_error`). The hardware may still
+    /// use the mapping through its caches: `flush` owes that invalidation. Until it completes
+    /// (through [`PageTable::complete_unmap`](super::PageTable::complete_unmap)) the IOVAs stay
+    /// blocked and the memory that was mapped must not be reused; dropping `flush` keeps the
+    /// IOVAs blocked for good, which is safe.
+    RollbackPending {
+        /// Why the map's invalidation failed.
+        error: E,
+        /// Why the invalidation of the removal failed.
+        rollback_error: E,
+        /// The removal, still to be invalidated (boxed: it keeps the error small).
+        flush: alloc::boxed::Box<UnmapFlush>,
+    },
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for MapCompletionError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Foreign(_) => write!(f, "the map token belongs to another table"),
+            Self::RolledBack { error } => write!(
+                f,
+                "the map could not be made visible ({error:?}); it was removed again"
+            ),
+            Self::RollbackPending {
+                error,
+                rollback_error,
+                ..
+            } => write!(
+                f,
+                "the map could not be made visible ({error:?}) and its removal could not be \
+                 invalidated ({rollback_error:?}): the IOVAs stay blocked and the memory must \
+                 not be reused"
+            ),
+        }
     }
 }

@@ -6,7 +6,9 @@
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use crate::entries::{DomainId, InvalidationHint, IotlbScope, Iova, PageSelective, PhysAddr};
+use crate::entries::{
+    DomainId, InvalidationHint, IotlbScope, Iova, PageSelective, PageSize, PhysAddr,
+};
 
 /// Proof that the remapping hardware no longer caches anything a flush token describes.
 ///
@@ -127,24 +129,39 @@ impl RequiredInvalidation {
     }
 }
 
+/// One page a [`MapFlush`] covers: enough to take exactly that mapping out again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MappedPage {
+    pub(super) start: u64,
+    pub(super) size: PageSize,
+    pub(super) phys: PhysAddr,
+}
+
 /// What [`PageTable::map`](super::PageTable::map) changed. Complete it with
-/// [`complete`](Self::complete) once the hardware sees the mapping.
+/// [`PageTable::complete_map`](super::PageTable::complete_map), which takes the mapping out
+/// again if the invalidation fails, or with [`complete`](Self::complete) once the hardware sees
+/// the mapping.
 #[must_use = "a mapping is usable only after its flush token completed"]
 #[derive(Debug)]
 pub struct MapFlush {
-    table_id: u64,
+    pub(super) table_id: u64,
     start: u64,
     end: u64,
     stale_paging_structures: bool,
+    /// The first page mapped, and the pages of tokens merged into this one.
+    pub(super) first: MappedPage,
+    pub(super) merged: Vec<MappedPage>,
 }
 
 impl MapFlush {
-    pub(super) fn new(table_id: u64, span: Range<u64>, stale_paging_structures: bool) -> Self {
+    pub(super) fn new(table_id: u64, page: MappedPage, stale_paging_structures: bool) -> Self {
         Self {
             table_id,
-            start: span.start,
-            end: span.end,
+            start: page.start,
+            end: page.start + page.size.bytes(),
             stale_paging_structures,
+            first: page,
+            merged: Vec::new(),
         }
     }
 
@@ -184,6 +201,8 @@ impl MapFlush {
         self.start = self.start.min(other.start);
         self.end = self.end.max(other.end);
         self.stale_paging_structures |= other.stale_paging_structures;
+        self.merged.push(other.first);
+        self.merged.extend(other.merged);
         Ok(())
     }
 

@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use crate::entries::{Access, Iova, PageSize, PhysAddr, SlPte};
 
+use super::flush::MappedPage;
 use super::table::{alloc_table, entry_index, is_leaf, overlaps};
 use super::{MapError, MapFlush, PageTable, TableMemory};
 
@@ -73,7 +74,8 @@ impl<M: TableMemory> PageTable<M> {
                 .iter()
                 .any(|&region| overlaps(region, (start, end)))
         });
-        Ok(MapFlush::new(self.id, start..end, stale))
+        let page = MappedPage { start, size, phys };
+        Ok(MapFlush::new(self.id, page, stale))
     }
 
     /// Builds new tables for levels `top` down to `target`, holding `leaf` for `iova`, and

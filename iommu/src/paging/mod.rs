@@ -49,6 +49,7 @@
 //! # Ok::<(), MapError>(())
 //! ```
 
+mod complete;
 mod error;
 mod flush;
 mod geometry;
@@ -63,7 +64,7 @@ mod host_memory;
 mod tests;
 
 pub use crate::entries::{Access, Iova, PageSize, PhysAddr};
-pub use error::{ForeignFlush, MapError, TableAllocError, UnmapError};
+pub use error::{ForeignFlush, MapCompletionError, MapError, TableAllocError, UnmapError};
 pub use flush::{
     CachingMode, InvalidationDone, MapFlush, PageSelectiveSupport, RequiredInvalidation, UnmapFlush,
 };

@@ -1,6 +1,8 @@
 //! DMA fault reporting: the fault-event interrupt drains every unit's recording registers and
 //! logs one line per fault; per-source counters are kept without allocating (the handler runs
-//! in interrupt context).
+//! in interrupt context). Thread context may drain too (scenarios do), so every drain holds the
+//! reporters' lock with interrupts off: one drainer at a time, or a record written into a slot
+//! another drainer is clearing would be lost.
 
 use super::hw::MmioRegisters;
 use crate::arch::interrupts::{self, Frame};
@@ -62,14 +64,15 @@ pub fn interrupts_taken() -> u64 {
     INTERRUPTS.load(Ordering::Relaxed)
 }
 
-static REPORTERS: spin::Once<alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>> =
-    spin::Once::new();
+/// Each unit's one reporter, with its segment. Lock only with interrupts off (see `drain_all`).
+type Reporters = spin::Mutex<alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>>;
+static REPORTERS: spin::Once<Reporters> = spin::Once::new();
 
 /// Installs the reporters (one per enabled unit, with its segment) and the interrupt handler.
 pub(super) fn install(
     reporters: alloc::vec::Vec<(u16, FaultReporter<MmioRegisters>)>,
 ) -> Result<(), interrupts::RegisterError> {
-    REPORTERS.call_once(|| reporters);
+    REPORTERS.call_once(|| spin::Mutex::new(reporters));
     interrupts::register(FAULT_VECTOR, on_fault_event)
 }
 
@@ -124,42 +127,54 @@ fn log(segment: u16, record: &FaultRecord) {
 
 /// Drains every unit now (the interrupt does this; scenarios call it to be sure nothing is
 /// pending). Returns the number of records found.
+///
+/// The reporters' lock is taken with interrupts off: the fault interrupt cannot then arrive on
+/// this CPU while thread context drains (it would spin on the lock for ever), and a handler on
+/// another CPU waits for the drain to finish instead of racing it.
 pub fn drain_all() -> usize {
     let Some(reporters) = REPORTERS.get() else {
         return 0;
     };
-    let mut found = 0;
-    for (segment, reporter) in reporters {
-        let summary = reporter.drain(|record| {
-            count(*segment, record.source);
-            log(*segment, &record);
-            x86_64::instructions::interrupts::without_interrupts(|| {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut reporters = reporters.lock();
+        let mut found = 0;
+        for (segment, reporter) in reporters.iter_mut() {
+            let segment = *segment;
+            let summary = reporter.drain(|record| {
+                count(segment, record.source);
+                log(segment, &record);
                 let mut recent = RECENT.lock();
                 let (slots, next) = &mut *recent;
-                slots[*next] = Some((*segment, record));
+                slots[*next] = Some((segment, record));
                 *next = (*next + 1) % RECENT_SLOTS;
                 let mut routing = ROUTING.lock();
                 let (slots, next) = &mut *routing;
                 if slots[*next].is_some() {
                     ROUTING_DROPPED.fetch_add(1, Ordering::Relaxed);
                 }
-                slots[*next] = Some((*segment, record));
+                slots[*next] = Some((segment, record));
                 *next = (*next + 1) % RECENT_SLOTS;
             });
-        });
-        found += summary.records;
-        if summary.overflowed {
-            OVERFLOWS.fetch_add(1, Ordering::Relaxed);
-            crate::error!(
-                "dmar",
-                "dmar fault: overflow: faults were lost while the records were full"
-            );
+            found += summary.records;
+            if summary.overflowed {
+                OVERFLOWS.fetch_add(1, Ordering::Relaxed);
+                crate::error!(
+                    "dmar",
+                    "dmar fault: overflow: faults were lost while the records were full"
+                );
+            }
+            if summary.still_pending {
+                crate::error!(
+                    "dmar",
+                    "dmar fault: faults still arriving after a full drain; the rest waits"
+                );
+            }
+            if summary.queue_error {
+                crate::error!("dmar", "dmar fault: invalidation queue error (FSTS.IQE)");
+            }
         }
-        if summary.queue_error {
-            crate::error!("dmar", "dmar fault: invalidation queue error (FSTS.IQE)");
-        }
-    }
-    found
+        found
+    })
 }
 
 fn on_fault_event(_frame: &Frame) {

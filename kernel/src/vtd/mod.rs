@@ -308,8 +308,11 @@ fn bring_up(
     }
     let reporters = state
         .units
-        .iter()
-        .map(|unit| (unit.description.segment, unit.engine.fault_reporter()))
+        .iter_mut()
+        .filter_map(|unit| {
+            let reporter = unit.engine.take_fault_reporter()?;
+            Some((unit.description.segment, reporter))
+        })
         .collect();
     faults::install(reporters).map_err(|e| format!("fault vector: {e:?}"))?;
     let apic_id = u32::from(crate::arch::apic::id());

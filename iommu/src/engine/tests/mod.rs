@@ -1,5 +1,11 @@
 //! Host tests of the engine's register sequencing against the simulated unit.
 
+mod budgets;
+mod caching_mode;
+mod faults;
+mod map_rollback;
+mod queue_errors;
+
 use super::fault::Access;
 use super::invalidate::InvalidationMode;
 use super::registers::Global;
@@ -11,7 +17,7 @@ use crate::entries::{
 };
 use crate::paging::{Levels, TableMemory};
 
-fn unit(
+pub(super) fn unit(
     cap: u64,
     ecap: u64,
 ) -> (
@@ -248,12 +254,17 @@ fn page_selective_iotlb_through_registers_writes_iva_first() {
 
 #[test]
 fn fault_records_drain_and_clear() {
-    let (unit, sim, _) = unit(QEMU_CAP, QEMU_ECAP);
+    let (mut unit, sim, _) = unit(QEMU_CAP, QEMU_ECAP);
+    let mut reporter = unit.take_fault_reporter().unwrap();
+    assert!(
+        unit.take_fault_reporter().is_none(),
+        "one reporter per unit"
+    );
     sim.frcd
         .set((0x0abc_d123, (1 << 63) | (1 << 62) | (6 << 32) | 0x0300));
     sim.fsts.set(super::registers::FaultStatus::PFO.bits());
     let mut seen = Vec::new();
-    let summary = unit.fault_reporter().drain(|record| seen.push(record));
+    let summary = reporter.drain(|record| seen.push(record));
     assert_eq!(summary.records, 1);
     assert!(summary.overflowed);
     assert_eq!(seen[0].address, 0x0abc_d000);
@@ -261,12 +272,7 @@ fn fault_records_drain_and_clear() {
     assert_eq!(seen[0].reason, 6);
     assert_eq!(sim.frcd.get(), (0, 0), "F must be cleared");
     assert_eq!(sim.fsts.get(), 0, "PFO must be cleared");
-    assert_eq!(
-        unit.fault_reporter()
-            .drain(|_| panic!("no second report"))
-            .records,
-        0
-    );
+    assert_eq!(reporter.drain(|_| panic!("no second report")).records, 0);
 }
 
 #[test]

@@ -5,12 +5,17 @@
 //! GCMD.SIRTP latches IRTA_REG and IRE only takes with a latched table; a GCMD write with CFI
 //! panics (compatibility-format interrupts must stay blocked).
 
+mod caches;
+mod queue;
+
+pub(crate) use caches::{Cache, Caches, Invalidation, Lookup};
+
 use super::registers::*;
 use super::{Clock, Offset32, Offset64, Registers};
 use crate::entries::PhysAddr;
 use crate::paging::{OutOfMemory, TableMemory};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 /// Frames shared between the engine (as `TableMemory`) and the simulated hardware.
@@ -51,6 +56,8 @@ pub(super) enum Event {
     RegisterContext(u64),
     RegisterIotlb(u64),
     Queued(u64, u64),
+    /// A descriptor the queue rejected (FSTS.IQE set, IQH left on it).
+    Rejected(u64, u64),
     IgnoredRegisterCommand,
 }
 
@@ -70,12 +77,25 @@ pub(super) struct SimUnit {
     pub(super) fsts: Cell<u32>,
     pub(super) fectl: Cell<u32>,
     pub(super) frcd: Cell<(u64, u64)>,
+    /// Faults waiting for the recording register: the next one is written into it the moment
+    /// software clears its F bit (a fault arriving during a drain).
+    pub(super) arriving: RefCell<VecDeque<(u64, u64)>>,
     /// Commands never complete (a dead unit).
     pub(super) hang: Cell<bool>,
     /// IRTA_REG as written, and the value SIRTP latched (what IRE remaps with).
     pub(super) irta: Cell<u64>,
     pub(super) interrupt_table: Cell<Option<u64>>,
+    /// This many upcoming wait descriptors time out (FSTS.ITE, status write aborted), as if a
+    /// device-TLB invalidation before them never completed.
+    pub(super) time_out_waits: Cell<u32>,
+    /// Every descriptor fetch fails (IQE with IQEI 2 on hardware): a queue that cannot recover.
+    pub(super) fetch_errors: Cell<bool>,
+    /// An IQE or ITE stopped the queue: as in QEMU, only an IQT write (after clearing the bit)
+    /// resumes it.
+    needs_tail_write: Cell<bool>,
     pub(super) events: RefCell<Vec<Event>>,
+    /// Context cache and IOTLB, with every invalidation recorded with its DID.
+    pub(crate) caches: RefCell<Caches>,
 }
 
 /// QEMU 7.2 defaults (aw-bits=39) from the facts file.
@@ -99,11 +119,59 @@ impl SimUnit {
             fsts: Cell::new(0),
             fectl: Cell::new(FECTL_IM),
             frcd: Cell::new((0, 0)),
+            arriving: RefCell::new(VecDeque::new()),
             hang: Cell::new(false),
             irta: Cell::new(0),
             interrupt_table: Cell::new(None),
+            time_out_waits: Cell::new(0),
+            needs_tail_write: Cell::new(false),
+            fetch_errors: Cell::new(false),
             events: RefCell::new(Vec::new()),
+            caches: RefCell::new(Caches::default()),
         })
+    }
+
+    fn caching_mode(&self) -> bool {
+        Capability(self.cap).caching_mode()
+    }
+
+    /// A DMA request from `source` while translation is on: what the unit's caches or tables
+    /// say about it. Context entries whose DID the rules forbid are recorded as violations.
+    pub(crate) fn dma(&self, source: u16) -> Lookup {
+        assert!(
+            Global::from_bits_retain(self.gsts.get()).contains(Global::TE),
+            "DMA is only looked up while translating"
+        );
+        let walk = || {
+            let memory = self.memory.0.borrow();
+            let root = memory[&(self.rtaddr.get() & !0xfff)][usize::from(source >> 8) * 2];
+            if root & 1 == 0 {
+                return Lookup::Blocked;
+            }
+            let table = &memory[&(root & !0xfff)];
+            let index = usize::from(source & 0xff) * 2;
+            if table[index] & 1 == 0 {
+                return Lookup::Blocked;
+            }
+            let domain = ((table[index + 1] >> 8) & 0xffff) as u16;
+            let limit = 1u32 << (4 + 2 * u32::from(Capability(self.cap).nd()));
+            let mut caches = self.caches.borrow_mut();
+            if domain == 0 && self.caching_mode() {
+                caches.violations.push(format!(
+                    "context entry of {source:#x} uses DID 0, reserved with CAP.CM = 1"
+                ));
+            }
+            if u32::from(domain) >= limit {
+                caches.violations.push(format!(
+                    "context entry of {source:#x} uses DID {domain}, not below CAP.ND's {limit}"
+                ));
+            }
+            Lookup::Translated { domain }
+        };
+        let found = walk();
+        self.caches
+            .borrow_mut()
+            .lookup(source, self.caching_mode(), || found)
     }
 
     fn iro(&self) -> u16 {
@@ -113,32 +181,6 @@ impl SimUnit {
     fn fro(&self) -> u16 {
         Capability(self.cap).fro()
     }
-
-    fn process_queue(&self) {
-        let queue = self.iqa.get() & !0xfff;
-        let mut head = self.iqh.get() >> 4;
-        let tail = self.iqt.get() >> 4;
-        while head != tail {
-            let lo = self.memory.0.borrow()[&queue][head as usize * 2];
-            let hi = self.memory.0.borrow()[&queue][head as usize * 2 + 1];
-            let kind = lo & 0xf;
-            if !(1..=5).contains(&kind) || (kind == 5 && lo & 0x30 == 0x30) {
-                self.fsts.set(self.fsts.get() | FaultStatus::IQE.bits());
-                break;
-            }
-            self.events.borrow_mut().push(Event::Queued(lo, hi));
-            if kind == 5 && lo & 0x20 != 0 {
-                let address = hi & !0x3;
-                let frame = address & !0xfff;
-                let word = ((address & 0xfff) / 8) as usize;
-                let mut memory = self.memory.0.borrow_mut();
-                let entry = &mut memory.get_mut(&frame).expect("status frame")[word];
-                *entry = (*entry & !0xffff_ffff) | (lo >> 32);
-            }
-            head = (head + 1) % 256;
-        }
-        self.iqh.set(head << 4);
-    }
 }
 
 impl Registers for Rc<SimUnit> {
@@ -147,6 +189,7 @@ impl Registers for Rc<SimUnit> {
             0x00 => 0x10,
             0x1c => self.gsts.get(),
             0x34 => {
+                self.catch_up();
                 self.fsts.get()
                     | if self.frcd.get().1 >> 63 == 1 {
                         FaultStatus::PPF.bits()
@@ -200,7 +243,8 @@ impl Registers for Rc<SimUnit> {
             0x3c | 0x40 | 0x44 => {}
             o if o == self.fro() * 16 + 12 => {
                 if value & (1 << 31) != 0 {
-                    self.frcd.set((0, 0));
+                    let next = self.arriving.borrow_mut().pop_front();
+                    self.frcd.set(next.unwrap_or((0, 0)));
                 }
             }
             o => panic!("32-bit write of {o:#x}"),
@@ -213,7 +257,10 @@ impl Registers for Rc<SimUnit> {
             0x10 => self.ecap,
             0x20 => self.rtaddr.get(),
             0x28 => self.ccmd.get(),
-            0x80 => self.iqh.get(),
+            0x80 => {
+                self.catch_up();
+                self.iqh.get()
+            }
             0x88 => self.iqt.get(),
             0x90 => self.iqa.get(),
             0xb8 => self.irta.get(),
@@ -236,6 +283,12 @@ impl Registers for Rc<SimUnit> {
                     self.ccmd.set(value);
                 } else {
                     self.events.borrow_mut().push(Event::RegisterContext(value));
+                    self.caches.borrow_mut().invalidate_context(
+                        ((value >> 61) & 3) as u8,
+                        value as u16,
+                        (value >> 16) as u16,
+                        ((value >> 32) & 3) as u8,
+                    );
                     // ICC clears; CAIG (60:59) reports the requested granularity (62:61).
                     self.ccmd
                         .set((value & !(1 << 63)) | ((value >> 61) & 3) << 59);
@@ -243,6 +296,7 @@ impl Registers for Rc<SimUnit> {
             }
             0x88 => {
                 self.iqt.set(value);
+                self.needs_tail_write.set(false);
                 if queued && !self.hang.get() {
                     self.process_queue();
                 }
@@ -258,6 +312,9 @@ impl Registers for Rc<SimUnit> {
                     self.iotlb.set(value);
                 } else {
                     self.events.borrow_mut().push(Event::RegisterIotlb(value));
+                    self.caches
+                        .borrow_mut()
+                        .invalidate_iotlb(((value >> 60) & 3) as u8, (value >> 32) as u16);
                     // IVT clears; IAIG (58:57) reports the requested granularity (61:60).
                     self.iotlb
                         .set((value & !(1 << 63)) | ((value >> 60) & 3) << 57);
@@ -276,5 +333,30 @@ impl Clock for StepClock {
     fn now_us(&self) -> u64 {
         self.0.set(self.0.get() + 10);
         self.0.get()
+    }
+}
+
+/// A clock that never advances, like the kernel's when TSC calibration failed. It panics when
+/// read far more often than any capped poll reads it, so a poll without an iteration cap fails
+/// the test instead of hanging it.
+#[derive(Default)]
+pub(crate) struct FrozenClock {
+    readings: Cell<u64>,
+}
+
+impl FrozenClock {
+    /// Four times what a capped wait of [`COMMAND_BUDGET_US`](super::COMMAND_BUDGET_US) reads.
+    const LIMIT: u64 = 4 * super::COMMAND_BUDGET_US * super::POLLS_PER_MICROSECOND;
+}
+
+impl Clock for FrozenClock {
+    fn now_us(&self) -> u64 {
+        self.readings.set(self.readings.get() + 1);
+        assert!(
+            self.readings.get() < Self::LIMIT,
+            "a poll spun {} times on a frozen clock: its budget does not hold without a clock",
+            Self::LIMIT
+        );
+        0
     }
 }
