@@ -170,7 +170,9 @@ impl Machine {
 
 impl Machine {
     /// The ownership test machine: an edu alone below each of two root ports (separate,
-    /// resettable groups), and two edus behind a PCIe-to-PCI bridge (one group, one alias).
+    /// resettable groups), two edus behind a PCIe-to-PCI bridge (one group, one alias), an
+    /// nvme (FLR) and an e1000e (PM reset that QEMU 7.2 ignores) each below a root port, and
+    /// an edu on the root bus (no reset method at all).
     pub(crate) fn ownership() -> Self {
         let devices = [
             "-device",
@@ -189,6 +191,18 @@ impl Machine {
             "edu,bus=br1,addr=1",
             "-device",
             "edu,bus=br1,addr=2",
+            "-device",
+            "pcie-root-port,id=rp4,chassis=4,slot=4,addr=0x6",
+            "-device",
+            "nvme,serial=moat-own,bus=rp4,addr=0",
+            "-device",
+            "pcie-root-port,id=rp5,chassis=5,slot=5,addr=0x7",
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "e1000e,netdev=n0,bus=rp5,addr=0",
+            "-device",
+            "edu,addr=0x8",
         ];
         Self {
             devices: devices.iter().map(|s| s.to_string()).collect(),

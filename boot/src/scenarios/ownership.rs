@@ -41,6 +41,15 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
         "own-faults",
         "the owner reads its fault events; a storm quarantines only that device",
     ),
+    (
+        "own-reset-methods",
+        "release resets an nvme by FLR, an e1000e by bus reset after an ineffective PM reset, \
+         and leaves a root-bus edu (no reset method) blocked with the reason",
+    ),
+    (
+        "own-frames",
+        "an owner's devices, spaces, buffers and domain IDs are all given back on release",
+    ),
     ("own-all", "all of the above in one boot"),
 ];
 
@@ -54,6 +63,8 @@ pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
         ("own-group", group),
         ("own-release", release),
         ("own-faults", fault_storm),
+        ("own-reset-methods", reset_methods),
+        ("own-frames", frames),
     ];
     let selected: Vec<_> = if name == "own-all" {
         tests.iter().collect()
@@ -438,5 +449,108 @@ fn fault_storm() -> Result<String, String> {
     Ok(format!(
         "{a_bdf}: owner read {} fault event(s), then quarantined by the storm; {b_bdf} kept doing DMA without a fault",
         events.events.len()
+    ))
+}
+
+/// The first function with this vendor and device ID.
+fn find(vendor: u16, device: u16) -> Result<Bdf, String> {
+    moat_kernel::devices::all()
+        .and_then(|all| {
+            all.devices
+                .iter()
+                .find(|d| d.vendor == vendor && d.device == device)
+                .map(|d| d.bdf)
+        })
+        .ok_or(format!("no {vendor:04x}:{device:04x} in this machine"))
+}
+
+/// Binds `bdf` for a fresh owner, attaches a space, turns bus mastering on, releases it, and
+/// returns how the release ended.
+fn bind_and_release(bdf: Bdf, owner_name: &'static str) -> Result<String, String> {
+    let rig = Rig::new(bdf, owner_name)?;
+    drop(rig);
+    passthrough::settle();
+    passthrough::last_release(bdf).ok_or(format!("{bdf}: no release report"))
+}
+
+fn reset_methods() -> Result<String, String> {
+    let nvme = find(0x1b36, 0x0010)?;
+    let e1000e = find(0x8086, 0x10d3)?;
+    let root_edu = edus()
+        .into_iter()
+        .find(|bdf| bdf.bus() == 0)
+        .ok_or("no edu on the root bus")?;
+    let nvme_report = bind_and_release(nvme, "nvme-owner")?;
+    if !nvme_report.starts_with("reset flr") {
+        return Err(format!("nvme {nvme}: {nvme_report}"));
+    }
+    let e1000e_report = bind_and_release(e1000e, "nic-owner")?;
+    if !e1000e_report.starts_with("reset bus") || !e1000e_report.contains("pm reset had no effect")
+    {
+        return Err(format!("e1000e {e1000e}: {e1000e_report}"));
+    }
+    let edu_report = bind_and_release(root_edu, "edu-owner")?;
+    if !edu_report.starts_with("reset failed") {
+        return Err(format!("root-bus edu {root_edu}: {edu_report}"));
+    }
+    let lines = passthrough::registry_lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains(&format!("{root_edu} ")))
+        .ok_or("the root-bus edu is not in the registry")?;
+    if !line.contains("state quarantined") || !line.contains("stays blocked: reset failed") {
+        return Err(format!("registry after a failed reset: {line}"));
+    }
+    if passthrough::open(root_edu).is_ok() {
+        return Err("a device whose reset failed could be opened again".into());
+    }
+    Ok(format!(
+        "nvme {nvme}: {nvme_report}; e1000e {e1000e}: {e1000e_report}; edu {root_edu}: {edu_report} (registry: quarantined)"
+    ))
+}
+
+fn frames() -> Result<String, String> {
+    // The second lone edu: the first may have been quarantined by `own-faults`.
+    let (_, a_bdf) = lone_edus()?;
+    // One warm-up round: first use maps the BAR into the kernel's page tables for good.
+    drop(Rig::new(a_bdf, "warm-up")?);
+    passthrough::settle();
+    let frames_before = moat_kernel::physmem::free_frames();
+    let ids_before = vtd::domain_ids_in_use();
+    let rig = Rig::new(a_bdf, "frames")?;
+    let mut iovas = Vec::new();
+    for _ in 0..16 {
+        iovas.push(
+            rig.space
+                .map(DmaBuffer::new(4096, 4096).map_err(err)?, Access::ReadWrite)
+                .map_err(|f| err(f.error))?,
+        );
+    }
+    let big = DmaBuffer::new(2 << 20, 2 << 20).map_err(err)?;
+    rig.space
+        .map(big, Access::ReadWrite)
+        .map_err(|f| err(f.error))?;
+    let frames_during = moat_kernel::physmem::free_frames();
+    let ids_during = vtd::domain_ids_in_use();
+    // 16 pages and a 2 MiB buffer (512 frames) at least, plus table frames.
+    if frames_during + 16 + 512 > frames_before {
+        return Err(format!(
+            "mapping took only {} frames: the accounting proves nothing",
+            frames_before - frames_during
+        ));
+    }
+    let first = iovas.remove(0);
+    drop(rig.space.unmap(first).map_err(err)?);
+    drop(rig);
+    passthrough::settle();
+    let frames_after = moat_kernel::physmem::free_frames();
+    let ids_after = vtd::domain_ids_in_use();
+    if frames_after != frames_before || ids_after != ids_before {
+        return Err(format!(
+            "not everything came back: free frames {frames_before} -> {frames_during} -> {frames_after}, domain IDs in use {ids_before:?} -> {ids_during:?} -> {ids_after:?}"
+        ));
+    }
+    Ok(format!(
+        "free frames {frames_before} -> {frames_during} while mapped -> {frames_after} after release; domain IDs in use {ids_before:?} -> {ids_during:?} -> {ids_after:?}"
     ))
 }
