@@ -266,6 +266,11 @@ fn superpage(rig: &mut Rig) -> Result<String, String> {
     let translation = rig
         .space
         .translate(Iova::new(big.as_u64() + 0x1f_f000).map_err(err)?);
+    if translation.map(|t| t.size) != Some(moat_iommu::entries::PageSize::Size2M) {
+        return Err(format!(
+            "the 2 MiB buffer was not mapped with a 2 MiB page: {translation:?}"
+        ));
+    }
     Ok(format!(
         "{}: 2 MiB page {:#x} -> {phys:#x}, offsets 0x1234 and 0x1ff000 ({translation:?})",
         rig.bdf,
