@@ -65,11 +65,11 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
 
     let mut map = MEMORY_MAP.lock();
     build_memory_map(&boot_info, &mut map);
-    let frames = match physmem::init(&mut map) {
+    let frames = match physmem::init(&ROOT, &mut map) {
         Ok(stats) => stats,
         Err(problem) => fail("memory", format_args!("no frame allocator: {problem:?}")),
     };
-    if let Err(problem) = physmem::init_heap(HEAP_BYTES) {
+    if let Err(problem) = physmem::init_heap(&ROOT, HEAP_BYTES) {
         fail("memory", format_args!("no heap: {problem:?}"));
     }
 
@@ -118,7 +118,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         .chain(ram)
         .chain(other)
         .chain(low_memory);
-    if let Err(problem) = paging::init(&mut all, physmem::allocate_zeroed) {
+    if let Err(problem) = paging::init(&ROOT, &mut all) {
         fail(
             "paging",
             format_args!("cannot build the kernel page tables: {problem:?}"),
@@ -137,10 +137,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     let apic_base = platform
         .local_apic_address
         .unwrap_or_else(apic::base_from_msr);
-    let apic_info = match paging::map_mmio(apic_base, 4096)
-        .map_err(|e| alloc::format!("{e:?}"))
-        .and_then(|()| apic::init(apic_base).map_err(|e| alloc::format!("{e:?}")))
-    {
+    let apic_info = match apic::init(&ROOT, apic_base).map_err(|e| alloc::format!("{e:?}")) {
         Ok(apic_info) => Some(apic_info),
         Err(problem) => {
             error!(
@@ -150,7 +147,9 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
             None
         }
     };
-    let devices = moat_kernel::devices::publish(moat_kernel::discover::discover_pci(platform));
+    let devices = moat_kernel::devices::publish(
+        moat_kernel::discover::discover_pci(&ROOT, platform).unwrap_or_default(),
+    );
     let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);
     let mut remapping_lines = remapping::bring_up(
         &options,
@@ -161,7 +160,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     let group_lines = iommu_groups::report_lines(&groups);
     if moat_kernel::vtd::off_reason().is_none() {
         let remapped_interrupts = moat_kernel::vtd::interrupt_remapping::status().is_ok();
-        match passthrough::init(&devices.devices, &options, remapped_interrupts) {
+        match passthrough::init(&ROOT, &devices.devices, &options, remapped_interrupts) {
             Ok(count) => info!("registry", "{count} device(s) registered, all blocked"),
             Err(problem) => {
                 error!("registry", "no device registry: {problem:?}");

@@ -21,7 +21,7 @@ pub(crate) fn bring_up(
 ) -> Vec<String> {
     let mut lines = Vec::new();
     if options.iommu_off {
-        vtd::turn_off("iommu=off on the command line".into());
+        vtd::turn_off(&crate::ROOT, "iommu=off on the command line".into());
     } else if let Some(bytes) = dmar_bytes {
         match Dmar::parse(bytes) {
             Ok(table) => {
@@ -31,13 +31,16 @@ pub(crate) fn bring_up(
                     None => Err("no IOMMU groups could be computed".into()),
                 };
                 if let Err(reason) = result {
-                    vtd::turn_off(reason);
+                    vtd::turn_off(&crate::ROOT, reason);
                 }
             }
-            Err(error) => vtd::turn_off(format!("DMAR table rejected: {error}")),
+            Err(error) => vtd::turn_off(&crate::ROOT, format!("DMAR table rejected: {error}")),
         }
     } else {
-        vtd::turn_off("no valid DMAR table: the firmware describes no remapping hardware".into());
+        vtd::turn_off(
+            &crate::ROOT,
+            "no valid DMAR table: the firmware describes no remapping hardware".into(),
+        );
     }
     if let Some(reason) = vtd::off_reason() {
         lines.push(format!(
@@ -124,7 +127,7 @@ fn enable(
             devices: in_scope,
         });
     }
-    let summary = vtd::init(options, &units, placements, reserved)?;
+    let summary = vtd::init(&crate::ROOT, options, &units, placements, reserved)?;
     lines.push(format!(
         "  domain IDs in use: {:?} (one blocking domain per unit)",
         vtd::domain_ids_in_use()

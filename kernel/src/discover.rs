@@ -7,7 +7,17 @@ use crate::acpi::platform::Platform;
 use crate::pci::{ConfigSpaceSize, Enumeration, enumerate};
 
 /// Enumerates every function the firmware's config space windows reach.
-pub fn discover_pci(platform: &Platform) -> Enumeration {
+///
+/// The composition root's alone, once: enumeration sizes BARs (it writes all ones to them), so
+/// running it again would disturb devices that owners hold. A second call is refused.
+pub fn discover_pci(
+    _root: &crate::privilege::Privileged,
+    platform: &Platform,
+) -> Option<Enumeration> {
+    if crate::ecam::config().is_some() {
+        crate::error!("pci", "discovery runs once; a second call was refused");
+        return None;
+    }
     let config = crate::ecam::publish(crate::ecam::ConfigSpace::new(&platform.ecam));
     let size = if config.extended() {
         ConfigSpaceSize::Extended
@@ -29,5 +39,5 @@ pub fn discover_pci(platform: &Platform) -> Enumeration {
         crate::warn!("pci", "{problem}");
     }
     crate::info!("pci", "{} functions found", all.devices.len());
-    all
+    Some(all)
 }

@@ -24,6 +24,8 @@ pub enum PhysmemError {
     Frames(FrameError),
     /// The allocator is not set up.
     NotInitialised,
+    /// Set up already (it is set up once).
+    AlreadyInitialised,
 }
 
 /// Frame-allocator figures for the boot report.
@@ -41,7 +43,16 @@ pub struct FrameStats {
 
 /// Sets up the frame allocator over the usable memory of `map`. The bitmap's own frames are
 /// reserved in `map` first, so they are never handed out.
-pub fn init(map: &mut MemoryMap) -> Result<FrameStats, PhysmemError> {
+///
+/// The composition root's alone, once: a second allocator over the same memory would hand
+/// out frames already in use.
+pub fn init(
+    _root: &crate::privilege::Privileged,
+    map: &mut MemoryMap,
+) -> Result<FrameStats, PhysmemError> {
+    if FRAMES.lock().is_some() {
+        return Err(PhysmemError::AlreadyInitialised);
+    }
     let words = FrameAllocator::words_needed(map);
     let bytes = (words as u64 * 8).next_multiple_of(FRAME_SIZE);
     let at = map
@@ -64,14 +75,14 @@ pub fn init(map: &mut MemoryMap) -> Result<FrameStats, PhysmemError> {
 }
 
 /// Allocates one zeroed frame, returning its physical address.
-pub fn allocate_zeroed() -> Option<u64> {
+pub(crate) fn allocate_zeroed() -> Option<u64> {
     let frame = FRAMES.lock().as_mut()?.allocate().ok()?;
     zero(frame.start(), FRAME_SIZE);
     Some(frame.start())
 }
 
 /// Allocates `count` physically contiguous zeroed frames aligned to `align_frames` frames.
-pub fn allocate_contiguous(count: usize, align_frames: usize) -> Result<u64, PhysmemError> {
+pub(crate) fn allocate_contiguous(count: usize, align_frames: usize) -> Result<u64, PhysmemError> {
     let frame = FRAMES
         .lock()
         .as_mut()
@@ -106,7 +117,13 @@ fn zero(address: u64, len: u64) {
 }
 
 /// Sets up the kernel heap on `bytes` of contiguous frames; returns its base.
-pub fn init_heap(bytes: u64) -> Result<u64, PhysmemError> {
+///
+/// The composition root's alone, once.
+pub fn init_heap(_root: &crate::privilege::Privileged, bytes: u64) -> Result<u64, PhysmemError> {
+    static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        return Err(PhysmemError::AlreadyInitialised);
+    }
     let count = bytes.div_ceil(FRAME_SIZE) as usize;
     let base = allocate_contiguous(count, 1)?;
     #[cfg(target_os = "none")]

@@ -228,6 +228,9 @@ fn unmap_invalidates(rig: &mut Rig) -> Result<String, String> {
     let invalidations = vtd::invalidations();
     let buffer = rig.space.unmap(iova).map_err(err)?;
     let issued = vtd::invalidations() - invalidations;
+    if issued == 0 {
+        return Err("the unmap issued no IOTLB invalidation".into());
+    }
     drop(buffer);
     let before = faults::interrupts_taken();
     rig.transfer(Direction::ToDevice, iova.as_u64(), 0, 256)?;

@@ -244,7 +244,7 @@ fn conflict() -> Result<String, String> {
     // A kernel DMA-API user on one edu behind the bridge: binding its sibling (same group)
     // is Busy; once the kernel user is gone the bind succeeds.
     let (one, two) = bridged_edus()?;
-    let kernel_use = passthrough::kernel_dma(two).map_err(err)?;
+    let kernel_use = passthrough::kernel_dma(&crate::ROOT, two).map_err(err)?;
     let refused = passthrough::open(one).map_err(err)?.bind(&second);
     let Err((PassthroughError::Busy, parked_one)) = refused else {
         return Err(format!(
@@ -362,7 +362,7 @@ fn release() -> Result<String, String> {
     if check.iter().any(|&b| b != 0x5a) {
         return Err("the DMA armed before release landed after it".into());
     }
-    let config = passthrough::config_for_report(a_bdf).ok_or("no config space")?;
+    let config = passthrough::config_for_report(&crate::ROOT, a_bdf).ok_or("no config space")?;
     let command = config[1] & 0xffff;
     if command & 0x4 != 0 {
         return Err(format!(
@@ -385,8 +385,14 @@ fn release() -> Result<String, String> {
         .iter()
         .find(|l| l.contains(&format!("{a_bdf} ")))
         .ok_or("not in the registry")?;
-    if !line.contains("state blocked") {
+    if !line.contains("state blocked") || !line.contains("domain blocking") {
         return Err(format!("registry after release: {line}"));
+    }
+    let group = vtd::group_of(a_bdf).ok_or("no group")?;
+    if let Some(attached) = vtd::attachment(group) {
+        return Err(format!(
+            "group {group} is still attached (space, domain) {attached:?} after release"
+        ));
     }
     drop(owner);
     Ok(format!(
@@ -440,6 +446,19 @@ fn fault_storm() -> Result<String, String> {
     }
     if a.device.set_bus_master(true).is_ok() {
         return Err("a quarantined device could turn bus mastering on".into());
+    }
+    let command =
+        passthrough::config_for_report(&crate::ROOT, a_bdf).ok_or("no config space")?[1] & 0xffff;
+    if command & 0x4 != 0 {
+        return Err(format!(
+            "the quarantined device still has bus mastering on (command {command:#x})"
+        ));
+    }
+    let group = vtd::group_of(a_bdf).ok_or("no group")?;
+    if let Some(attached) = vtd::attachment(group) {
+        return Err(format!(
+            "the quarantined device's group {group} is still attached {attached:?}"
+        ));
     }
     let before = faults::interrupts_taken();
     b.transfer(Direction::ToDevice, steady.as_u64(), 0, 64)?;

@@ -53,6 +53,10 @@ pub enum ApicError {
     TimerStopped,
     /// The timer vector is taken.
     VectorBusy,
+    /// `init` ran already.
+    AlreadyInitialised,
+    /// The register page could not be mapped.
+    Mapping(crate::arch::paging::PagingError),
 }
 
 fn register(offset: usize) -> Mmio<u32> {
@@ -67,13 +71,17 @@ fn mask_legacy_pic() {
     io::outb(0xa1, 0xff);
 }
 
-/// Enables the local APIC at `base` (already mapped uncached), calibrates its timer against the
-/// TSC and starts the periodic tick on `TIMER_VECTOR`. Interrupts stay disabled; the caller
-/// enables them.
-pub fn init(base: u64) -> Result<ApicInfo, ApicError> {
+/// Maps the local APIC at `base` uncached, enables it, calibrates its timer against the TSC
+/// and starts the periodic tick on `TIMER_VECTOR`. Interrupts stay disabled; the caller enables
+/// them. The composition root's alone, once.
+pub fn init(_root: &crate::privilege::Privileged, base: u64) -> Result<ApicInfo, ApicError> {
     if crate::time::tsc_hz() == 0 {
         return Err(ApicError::NoClock);
     }
+    if BASE.load(Ordering::Relaxed) != 0 {
+        return Err(ApicError::AlreadyInitialised);
+    }
+    crate::arch::paging::map_mmio(base, 4096).map_err(ApicError::Mapping)?;
     mask_legacy_pic();
     BASE.store(base as usize, Ordering::Relaxed);
     register(reg::TPR).write(0);

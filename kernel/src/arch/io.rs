@@ -122,7 +122,7 @@ pub unsafe fn read_physical(address: u64, buf: &mut [u8]) {
 
 /// Writes back and invalidates the cache line holding `address` (for hardware that does not
 /// snoop CPU caches, such as a VT-d unit with ECAP.C = 0), ordered after earlier stores.
-pub fn flush_cache_line(address: u64) {
+pub(crate) fn flush_cache_line(address: u64) {
     // SAFETY: CLFLUSH on an identity-mapped address only affects caching, never contents; the
     // fences order it after the preceding table stores.
     unsafe {

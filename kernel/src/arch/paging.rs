@@ -41,10 +41,12 @@ pub enum PagingError {
     },
     /// `init` has not run.
     NotInitialised,
+    /// `init` ran already.
+    AlreadyInitialised,
 }
 
 /// A source of zeroed frames for page tables (the kernel's frame allocator).
-pub type FrameSource = fn() -> Option<u64>;
+pub(crate) type FrameSource = fn() -> Option<u64>;
 
 struct Frames(FrameSource);
 
@@ -72,10 +74,16 @@ const SIZE_4K: u64 = 4096;
 /// Builds the kernel's page tables with `ranges` identity-mapped and switches to them.
 ///
 /// Ranges may overlap; a page already mapped with the same caching is left alone.
+///
+/// The composition root's alone (`Privileged`), and once: a second call is refused.
 pub fn init(
+    _root: &crate::privilege::Privileged,
     ranges: &mut dyn Iterator<Item = (u64, u64, Caching)>,
-    frames: FrameSource,
 ) -> Result<(), PagingError> {
+    if STATE.lock().is_some() {
+        return Err(PagingError::AlreadyInitialised);
+    }
+    let frames: FrameSource = crate::physmem::allocate_zeroed;
     let root = frames().ok_or(PagingError::OutOfFrames)?;
     // SAFETY: `root` is a fresh, zeroed frame from the allocator, identity-mapped by the boot
     // tables (and by the new tables, since they map all RAM); nothing else references it.
@@ -100,8 +108,9 @@ pub fn init(
     Ok(())
 }
 
-/// Identity-maps `[start, start+len)` uncached for device registers. Idempotent.
-pub fn map_mmio(start: u64, len: u64) -> Result<(), PagingError> {
+/// Identity-maps `[start, start+len)` uncached for device registers. Idempotent. The kernel's
+/// own (a mapping grants nothing by itself, but the address is the caller's to choose).
+pub(crate) fn map_mmio(start: u64, len: u64) -> Result<(), PagingError> {
     let mut guard = STATE.lock();
     let state = guard.as_mut().ok_or(PagingError::NotInitialised)?;
     map_range(

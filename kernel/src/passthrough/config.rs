@@ -5,8 +5,9 @@
 //! Refused: the header's BARs, expansion ROM, bus numbers, bridge windows and bridge control
 //! (a device could claim another's addresses or move a bus); the MSI and MSI-X capabilities
 //! (interrupt messages are programmed by the kernel through interrupt remapping); Initiate FLR
-//! (reset is the kernel's, on release); the ACS, ATS, SR-IOV and PRI extended capabilities
-//! (they change the isolation or add requesters). Command writes keep the kernel's BME bit.
+//! (reset is the kernel's, on release); the ACS, ATS, SR-IOV, PRI, Multicast and (VF)
+//! Resizable BAR extended capabilities (they change the isolation, add requesters or change
+//! what the device decodes). Command writes keep the kernel's BME bit.
 
 use crate::pci::capabilities::CapabilityId;
 use crate::pci::device::PciDevice;
@@ -31,7 +32,8 @@ pub enum ConfigDenied {
     },
     /// Initiate Function-Level Reset: resets are the kernel's.
     Reset,
-    /// Inside an extended capability that changes isolation (ACS, ATS, SR-IOV, PRI).
+    /// Inside an extended capability that changes isolation or decoding (ACS, ATS, SR-IOV,
+    /// PRI, Multicast, Resizable BAR, VF Resizable BAR).
     Isolation {
         /// The capability ID.
         capability: u16,
@@ -98,8 +100,12 @@ pub(crate) fn check_write(
     }
     for capability in &device.extended_capabilities {
         let id = capability.id();
-        // ACS 0x0d, ATS 0x0f, SR-IOV 0x10, PRI 0x13.
-        if matches!(id, 0x000d | 0x000f | 0x0010 | 0x0013) {
+        // ACS 0x0d, ATS 0x0f, SR-IOV 0x10, Multicast 0x12, PRI 0x13, Resizable BAR 0x15,
+        // VF Resizable BAR 0x24.
+        if matches!(
+            id,
+            0x000d | 0x000f | 0x0010 | 0x0012 | 0x0013 | 0x0015 | 0x0024
+        ) {
             let start = capability.offset();
             let next = device
                 .extended_capabilities
@@ -120,4 +126,139 @@ pub(crate) fn check_write(
 /// Bus Master Enable as the kernel has it in `current`, the rest zero.
 pub(crate) fn command_for_owner(value: u16, current: u16) -> u16 {
     (value & OWNER_COMMAND_BITS) | (current & 0x0004)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci::capabilities::{Capability, ExtendedCapability};
+    use crate::pci::device::{DeviceKind, PcieInfo, PortType};
+    use pci_types::HeaderType;
+
+    /// An nvme-like endpoint: MSI at 0x40, PCIe at 0x60, MSI-X at 0x80, ACS at 0x100, a
+    /// vendor-specific extended capability at 0x140, Resizable BAR at 0x180.
+    fn device() -> PciDevice {
+        PciDevice {
+            bdf: "0000:01:00.0".parse().unwrap(),
+            vendor: 0x1b36,
+            device: 0x0010,
+            class: 0x010802,
+            revision: 2,
+            header_type: HeaderType::Endpoint,
+            multifunction: false,
+            kind: DeviceKind::Pcie(PortType::Endpoint),
+            secondary_bus: None,
+            subordinate_bus: None,
+            bars: alloc::vec::Vec::new(),
+            capabilities: alloc::vec![
+                Capability {
+                    id: CapabilityId::Msi,
+                    offset: 0x40
+                },
+                Capability {
+                    id: CapabilityId::Pcie,
+                    offset: 0x60
+                },
+                Capability {
+                    id: CapabilityId::MsiX,
+                    offset: 0x80
+                },
+            ],
+            extended_capabilities: alloc::vec![
+                ExtendedCapability::Other {
+                    id: 0x000d,
+                    offset: 0x100
+                },
+                ExtendedCapability::Other {
+                    id: 0x000b,
+                    offset: 0x140
+                },
+                ExtendedCapability::Other {
+                    id: 0x0015,
+                    offset: 0x180
+                },
+            ],
+            pcie: Some(PcieInfo {
+                port_type: PortType::Endpoint,
+                cap_offset: 0x60,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_owners_registers_are_writable() {
+        let d = device();
+        for (offset, width) in [
+            (0x04, 2),
+            (0x04, 4),
+            (0x06, 2),
+            (0x0c, 1),
+            (0x0d, 1),
+            (0x3c, 1),
+        ] {
+            assert_eq!(
+                check_write(&d, offset, width, true),
+                Ok(()),
+                "{offset:#x}/{width}"
+            );
+        }
+        // Device Control low byte (not Initiate FLR), vendor-specific space.
+        assert_eq!(check_write(&d, 0x68, 1, true), Ok(()));
+        assert_eq!(check_write(&d, 0x140, 4, true), Ok(()));
+        assert_eq!(check_write(&d, 0xf0, 4, true), Ok(()));
+    }
+
+    #[test]
+    fn writes_that_break_isolation_are_refused() {
+        let d = device();
+        for offset in [0x10, 0x14, 0x24, 0x30, 0x18, 0x00, 0x08] {
+            assert_eq!(
+                check_write(&d, offset, 4, true),
+                Err(ConfigDenied::Header { offset }),
+                "{offset:#x}"
+            );
+        }
+        for offset in [0x40, 0x44, 0x4c, 0x54, 0x80, 0x88] {
+            assert_eq!(
+                check_write(&d, offset, 4, true),
+                Err(ConfigDenied::Interrupts { offset }),
+                "{offset:#x}"
+            );
+        }
+        assert_eq!(check_write(&d, 0x68, 2, true), Err(ConfigDenied::Reset));
+        assert_eq!(check_write(&d, 0x69, 1, true), Err(ConfigDenied::Reset));
+        assert_eq!(
+            check_write(&d, 0x104, 4, true),
+            Err(ConfigDenied::Isolation { capability: 0x000d })
+        );
+        assert_eq!(
+            check_write(&d, 0x188, 4, true),
+            Err(ConfigDenied::Isolation { capability: 0x0015 })
+        );
+    }
+
+    #[test]
+    fn bad_accesses_are_refused() {
+        let d = device();
+        for (offset, width, extended) in [
+            (0x05, 2, true),
+            (0x06, 4, true),
+            (0xffe, 4, true),
+            (0x100, 4, false),
+            (0x04, 3, true),
+        ] {
+            assert_eq!(
+                check_write(&d, offset, width, extended),
+                Err(ConfigDenied::BadAccess { offset }),
+                "{offset:#x}/{width}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_writes_keep_the_kernels_bus_master_bit() {
+        assert_eq!(command_for_owner(0xffff, 0x0000), OWNER_COMMAND_BITS);
+        assert_eq!(command_for_owner(0x0000, 0x0004), 0x0004);
+        assert_eq!(command_for_owner(0x0006, 0x0000), 0x0002);
+    }
 }

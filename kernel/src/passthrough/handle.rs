@@ -170,6 +170,16 @@ impl Bound {
         let (bdf, owner, group) = (self.bdf, self.owner, self.group);
         let id = AddressSpaceId::new(space.id());
         with_registry(|registry| {
+            // A quarantined or releasing device of the group must stay blocked: attaching a
+            // sibling would point its requester IDs (shared with the group) at a live space.
+            if let Some(blocked) = registry.group_members(group).into_iter().find(|member| {
+                matches!(
+                    registry.table.device(*member).map(|v| v.state),
+                    Some(DeviceState::Quarantined { .. } | DeviceState::Releasing { .. })
+                )
+            }) {
+                return Err(PassthroughError::GroupUnsettled(blocked));
+            }
             if registry.table.address_space(id).is_none() {
                 registry.transition(|table| table.create_address_space(id, owner))?;
             }
@@ -197,11 +207,17 @@ impl Bound {
         let (bdf, owner, group) = (self.bdf, self.owner, self.group);
         super::bus_master(bdf, false)?;
         with_registry(|registry| {
-            registry.transition(|table| table.detach(owner, bdf))?;
+            if !matches!(
+                registry.table.device(bdf).map(|v| v.state),
+                Some(DeviceState::Attached { owner: holder, .. }) if holder == owner
+            ) {
+                return registry.transition(|table| table.detach(owner, bdf));
+            }
+            // Hardware first: if the group cannot be blocked, the table keeps saying attached.
             if !registry.other_member_attached(group, bdf) {
                 crate::vtd::groups::detach(group).map_err(PassthroughError::Remapping)?;
             }
-            Ok(())
+            registry.transition(|table| table.detach(owner, bdf))
         })
     }
 

@@ -74,6 +74,10 @@ pub enum PassthroughError {
     Remapping(crate::vtd::VtdError),
     /// No config space access.
     NoConfigSpace,
+    /// The registry was set up already (it is set up once).
+    AlreadyInitialised,
+    /// A device of the group is quarantined or being released: the group stays blocked.
+    GroupUnsettled(Bdf),
     /// An MSI vector could not be set up, and why.
     Interrupts(String),
 }
@@ -89,8 +93,8 @@ impl From<OwnershipError> for PassthroughError {
 
 static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
 
-/// A party that owns devices. Not `Clone`; when it goes away, every device it still holds is
-/// released.
+/// A party that owns devices. Not `Clone`. Its devices are released when their handles are
+/// dropped (a handle outliving its owner keeps the device until then).
 #[derive(Debug)]
 pub struct Owner {
     id: OwnerId,
@@ -118,22 +122,26 @@ impl Owner {
 }
 
 impl Drop for Owner {
+    /// Devices still held through live handles stay held: their release runs when the handle
+    /// is dropped, after every BAR window and MSI vector borrowed from it is gone. Releasing
+    /// them here would let those borrows reach the device after it moved to a new owner.
     fn drop(&mut self) {
         let owner = self.id;
-        let _ = with_registry(|registry| {
-            let held: Vec<Bdf> = registry
+        let held = with_registry(|registry| {
+            Ok(registry
                 .table
                 .devices()
                 .filter(|view| view.state.owner() == Some(owner))
-                .map(|view| view.bdf)
-                .collect();
-            for bdf in held {
-                if registry.table.release(owner, bdf).is_ok() {
-                    registry.deferred.push((bdf, owner));
-                }
-            }
-            Ok(())
-        });
+                .count())
+        })
+        .unwrap_or(0);
+        if held > 0 {
+            crate::warn!(
+                "registry",
+                "owner {owner} ({}) went away holding {held} device(s); each is released when its handle is dropped",
+                self.name
+            );
+        }
     }
 }
 
@@ -145,7 +153,11 @@ pub struct KernelDmaUse {
 }
 
 /// Registers a kernel DMA-API use of `bdf` (fails with `Busy` if an owner holds its group).
-pub fn kernel_dma(bdf: Bdf) -> Result<KernelDmaUse, PassthroughError> {
+/// Only the kernel and its composition root use the DMA API, so it takes the root's capability.
+pub fn kernel_dma(
+    _root: &crate::privilege::Privileged,
+    bdf: Bdf,
+) -> Result<KernelDmaUse, PassthroughError> {
     with_registry(|registry| registry.transition(|table| table.claim_kernel_dma(bdf)))?;
     Ok(KernelDmaUse { bdf })
 }
@@ -159,7 +171,10 @@ impl Drop for KernelDmaUse {
 }
 
 /// Sets up the registry over the devices remapping placed. Call after `vtd::init`.
+///
+/// The composition root's alone, once: a second call is refused (it would forget every claim).
 pub fn init(
+    _root: &crate::privilege::Privileged,
     devices: &[crate::pci::PciDevice],
     options: &CommandLine,
     interrupt_remapping: bool,
@@ -200,7 +215,7 @@ pub(crate) fn state_name(state: DeviceState) -> &'static str {
 
 /// The standard header (16 dwords) of any registered device, read-only, for reports and the
 /// release scenario.
-pub fn config_for_report(bdf: Bdf) -> Option<[u32; 16]> {
+pub fn config_for_report(_root: &crate::privilege::Privileged, bdf: Bdf) -> Option<[u32; 16]> {
     let config = crate::ecam::config()?;
     let mut header = [0u32; 16];
     for (i, dword) in header.iter_mut().enumerate() {

@@ -1,8 +1,9 @@
 //! The device registry: one [`OwnershipTable`] (the state machine and group claims, pure logic
 //! from `moat_iommu::ownership`) behind one lock, with what the kernel knows of each device
 //! (its PCI record and group) and the work deferred out of handle drops and the fault
-//! interrupt. The lock is only ever taken with interrupts off, and no reset, sleep or wait runs
-//! under it.
+//! interrupt. The lock is only ever taken with interrupts off. No reset or sleep runs under it;
+//! attach and detach write the group's context entries and wait for their invalidations (short,
+//! budgeted polls) under it, so the table and the hardware change together.
 
 use super::PassthroughError;
 use crate::cmdline::FaultLimit;
@@ -105,9 +106,13 @@ pub(crate) fn install(
     }
     let count = registry.records.len();
     x86_64::instructions::interrupts::without_interrupts(|| {
-        *REGISTRY.lock() = Some(registry);
-    });
-    Ok(count)
+        let mut slot = REGISTRY.lock();
+        if slot.is_some() {
+            return Err(PassthroughError::AlreadyInitialised);
+        }
+        *slot = Some(registry);
+        Ok(count)
+    })
 }
 
 impl Registry {

@@ -34,7 +34,7 @@ fn route_faults() {
     }
     let now_ms = crate::time::now_ns() / 1_000_000;
     for (segment, record) in records {
-        let Some(group) = crate::vtd::group_of_requester(record.source) else {
+        let Some(group) = crate::vtd::group_of_requester(segment, record.source) else {
             let source = Bdf::from_requester_id(segment, record.source);
             let _ = with_registry(|registry| {
                 // Not a registered device: the table counts it as a fault of unknown origin.
@@ -50,7 +50,7 @@ fn route_faults() {
             let exact: Vec<Bdf> = members
                 .iter()
                 .copied()
-                .filter(|bdf| bdf.requester_id() == record.source)
+                .filter(|bdf| bdf.segment() == segment && bdf.requester_id() == record.source)
                 .collect();
             let targets = if exact.is_empty() { members } else { exact };
             let mut quarantined = Vec::new();
@@ -75,11 +75,15 @@ fn route_faults() {
 
 /// Bus mastering off and the group back to the blocking domain, reported.
 fn quarantine_hardware(bdf: Bdf, group: u32) {
-    let _ = bus_master(bdf, false);
     let detached = crate::vtd::groups::detach(group);
+    let bus_master_off = bus_master(bdf, false);
     crate::error!(
         "registry",
-        "{bdf} quarantined: too many DMA faults; bus mastering off, group {group} {}",
+        "{bdf} quarantined: too many DMA faults; bus mastering {}, group {group} {}",
+        match bus_master_off {
+            Ok(()) => String::from("off"),
+            Err(e) => format!("could NOT be turned off ({e:?})"),
+        },
         match detached {
             Ok(()) => String::from("blocked"),
             Err(e) => format!("could NOT be blocked: {e:?}"),
@@ -106,15 +110,21 @@ fn finish_release(bdf: Bdf, owner: OwnerId) {
     let Ok(Some((group, device, detach))) = prepared else {
         return;
     };
+    // Blocking comes first and on its own: whatever fails after it, the device's DMA goes
+    // nowhere. A failed detach is reported as such, never as "blocked".
+    let blocked = if detach {
+        crate::vtd::groups::detach(group)
+            .map_err(|e| format!("the group could NOT be blocked: {e:?}"))
+    } else {
+        Ok(())
+    };
     let outcome = (|| -> Result<String, String> {
+        blocked.clone()?;
         let config = config_space().map_err(|e| format!("{e:?}"))?;
         reset::bus_master(config, bdf, reset::BusMaster::Disabled)
             .map_err(|e| format!("bus mastering stays on: {e}"))?;
         reset::mask_interrupts(config, &device)
             .map_err(|e| format!("interrupts not masked: {e}"))?;
-        if detach {
-            crate::vtd::groups::detach(group).map_err(|e| format!("blocking: {e:?}"))?;
-        }
         let all = crate::devices::all().ok_or("no PCI enumeration")?;
         let done =
             reset::reset_for_release(config, all, bdf, |affected| may_reset(owner, affected))
@@ -167,7 +177,12 @@ fn finish_release(bdf: Bdf, owner: OwnerId) {
         ),
         (Err(why), _) => crate::error!(
             "registry",
-            "{bdf} released by owner {owner} but stays blocked: {why}"
+            "{bdf} released by owner {owner} but quarantined: {why}{}",
+            if crate::vtd::attachment(group).is_none() {
+                " (its group is blocked)"
+            } else {
+                " (its group is STILL ATTACHED)"
+            }
         ),
         (Ok(_), Err(error)) => {
             crate::error!("registry", "{bdf}: finishing the release: {error:?}")

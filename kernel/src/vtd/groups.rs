@@ -27,6 +27,9 @@ pub(crate) struct GroupContext {
     pub(super) attached: Option<(SharedSpace, DomainId, u32)>,
     /// An RMRR identity map keeps the group attached for good (firmware uses that memory).
     pub(super) reserved_memory: bool,
+    /// A change failed half-way and could not be undone: the group's requester IDs may name
+    /// different targets, so it is refused from then on (and reported).
+    pub(super) inconsistent: bool,
 }
 
 /// A group to place at bring-up: its number, unit, members and requester IDs.
@@ -84,6 +87,9 @@ pub(super) fn point_group(
                     "restoring the others failed too: the group is INCONSISTENT"
                 }
             );
+            if !restored {
+                return Err(VtdError::Inconsistent(group));
+            }
             return Err(VtdError::Hardware(format!("{error}")));
         }
         moved.push((source, old));
@@ -104,19 +110,33 @@ pub(crate) fn attach(group: u32, space: &IoAddressSpace) -> Result<DomainId, Vtd
         if context.attached.is_some() {
             return Err(VtdError::AlreadyAttached(group));
         }
+        if context.inconsistent {
+            return Err(VtdError::Inconsistent(group));
+        }
         if context.unit != inner.unit {
             return Err(VtdError::WrongUnit);
         }
         let unit = &mut state.units[context.unit];
         let domain = unit.domain_ids.allocate().ok_or(VtdError::NoDomainIds)?;
         let entry = context_for(inner.table(), domain);
-        if let Err(error) = point_group(state, group, entry) {
-            // No entry names the ID (the group was restored), and nothing was ever cached
-            // under it: it can be reused at once.
-            state.units[state.groups[&group].unit]
-                .domain_ids
-                .release(Retired::after_invalidation(domain));
-            return Err(error);
+        match point_group(state, group, entry) {
+            Ok(()) => {}
+            Err(VtdError::Inconsistent(group)) => {
+                // Some requester IDs may still name the new domain: keep its ID out of reuse
+                // for good and refuse the group from now on.
+                if let Some(context) = state.groups.get_mut(&group) {
+                    context.inconsistent = true;
+                }
+                return Err(VtdError::Inconsistent(group));
+            }
+            Err(error) => {
+                // No entry names the ID (the group was restored), and nothing was ever cached
+                // under it: it can be reused at once.
+                state.units[state.groups[&group].unit]
+                    .domain_ids
+                    .release(Retired::after_invalidation(domain));
+                return Err(error);
+            }
         }
         if let Some(context) = state.groups.get_mut(&group) {
             context.attached = Some((space.shared().clone(), domain, inner.id));
@@ -209,13 +229,16 @@ pub fn attachment(group: u32) -> Option<(u32, u16)> {
     .flatten()
 }
 
-/// The group whose requester IDs include `rid` (a device's own ID or a bridge alias).
-pub fn group_of_requester(rid: u16) -> Option<u32> {
+/// The group whose requester IDs in `segment` include `rid` (a device's own ID or a bridge
+/// alias).
+pub fn group_of_requester(segment: u16, rid: u16) -> Option<u32> {
     with_state(|state| {
         Ok(state
             .groups
             .iter()
-            .find(|(_, c)| c.requester_ids.contains(&rid))
+            .find(|(_, c)| {
+                state.units[c.unit].description.segment == segment && c.requester_ids.contains(&rid)
+            })
             .map(|(id, _)| *id))
     })
     .ok()

@@ -140,7 +140,7 @@ fn source_validation(sources: &[u16]) -> Option<SourceValidation> {
 /// Gives `vector` a remapping entry on `device`'s unit that delivers it, fixed and
 /// edge-triggered, to this CPU, and accepts only `device`'s requests (see
 /// [`RemappedVector`]). On failure the vector is handed back.
-pub fn allocate(
+pub(crate) fn allocate(
     device: Bdf,
     vector: DeviceVector,
 ) -> Result<RemappedVector, (InterruptError, DeviceVector)> {

@@ -82,6 +82,9 @@ pub enum VtdError {
     NotMapped,
     /// Two groups claim one requester ID (the group computation and the alias walk disagree).
     SharedRequesterId(u16),
+    /// A context change of the group failed half-way and could not be undone; the group is
+    /// refused from now on.
+    Inconsistent(u32),
 }
 
 pub(crate) struct Unit {
@@ -137,8 +140,12 @@ pub fn isolation_available() -> bool {
     STATE.lock().is_some()
 }
 
-/// Records that remapping is off and says so in one line.
-pub fn turn_off(reason: String) {
+/// Records that remapping is off and says so in one line (the composition root's decision).
+pub fn turn_off(_root: &crate::privilege::Privileged, reason: String) {
+    turn_off_internal(reason);
+}
+
+pub(crate) fn turn_off_internal(reason: String) {
     crate::error!(
         "dmar",
         "DMA remapping off: {reason}; DMA isolation unavailable"
@@ -165,12 +172,20 @@ pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> 
 ///
 /// On any failure every unit already enabled is turned off again, so "remapping off" is
 /// true of the whole machine, and the reason is returned.
+///
+/// The composition root's alone, once: a second call is refused.
 pub fn init(
+    _root: &crate::privilege::Privileged,
     options: &CommandLine,
     units: &[UnitDescription],
     groups: Vec<GroupPlacement>,
     reserved: Vec<ReservedRegion>,
 ) -> Result<Summary, String> {
+    if STATE.lock().is_some() || OFF_REASON.get().is_some() {
+        return Err(
+            "remapping was brought up (or turned off) already; a second init is refused".into(),
+        );
+    }
     let mut state = State {
         units: Vec::new(),
         groups: BTreeMap::new(),
@@ -298,6 +313,7 @@ fn bring_up(
                 requester_ids: placement.requester_ids.clone(),
                 attached: None,
                 reserved_memory: false,
+                inconsistent: false,
             },
         );
         let unit = &state.units[placement.unit];
