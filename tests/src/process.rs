@@ -124,11 +124,15 @@ impl Supervised {
     /// status, if one was obtained, and whether the deadline expired.
     fn wait(&mut self, deadline: Option<Instant>) -> io::Result<(Option<ExitStatus>, bool)> {
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            // The deadline is checked before the status: an exit the runner only sees once the
+            // time is up counts as a timeout, whatever the load on the machine (a zero timeout
+            // is always a timeout, even for a command that exits at once).
+            let now = Instant::now();
+            let expired = deadline.is_some_and(|deadline| now >= deadline);
+            if !expired && let Some(status) = self.child.try_wait()? {
                 self.reaped = true;
                 return Ok((Some(status), false));
             }
-            let now = Instant::now();
             let pause = match deadline {
                 Some(deadline) if now >= deadline => {
                     self.kill();

@@ -5,6 +5,7 @@
 //! against a simulated unit on the host; the kernel supplies MMIO, frames and the TSC.
 
 mod context;
+mod enable;
 pub mod fault;
 pub mod interrupt_remapping;
 pub mod invalidate;

@@ -1,12 +1,12 @@
-//! One DMA-remapping unit (a DRHD): probing its capabilities, enabling translation with a root
-//! table and the chosen invalidation interface, writing context entries with the invalidations
-//! the spec requires, and IOTLB invalidation for domains.
+//! One DMA-remapping unit (a DRHD): probing its capabilities, its invalidation interface and
+//! IOTLB invalidation for domains. Turning it on and off is in `enable.rs`, context entries in
+//! `context.rs`.
 
 use super::fault::FaultReporter;
 use super::invalidate::{InvalidationError, InvalidationMode, Invalidator};
 use super::queue::InvalidationErrorCounts;
-use super::registers::{self, Capability, ECAP, ExtendedCapability, GCMD, GSTS, Global, RTADDR};
-use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
+use super::registers::{self, Capability, ECAP, ExtendedCapability, GSTS, Global};
+use super::{Clock, PollTimeout, Registers};
 use crate::entries::{ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr};
 use crate::paging::{Geometry, Levels, SuperpageSupport, TableMemory};
 
@@ -34,7 +34,7 @@ pub enum UnitError {
     Timeout(PollTimeout),
     /// An invalidation failed.
     Invalidation(InvalidationError),
-    /// The unit is not enabled.
+    /// The unit was not prepared: no root table or invalidation interface yet.
     NotEnabled,
     /// A context entry names a domain ID this unit does not accept: 0 (reserved) or not below
     /// CAP.ND's limit.
@@ -74,7 +74,7 @@ impl core::fmt::Display for UnitError {
             Self::OutOfMemory => write!(f, "out of frames for remapping tables"),
             Self::Timeout(timeout) => write!(f, "{timeout}"),
             Self::Invalidation(error) => write!(f, "{error}"),
-            Self::NotEnabled => write!(f, "the unit is not enabled"),
+            Self::NotEnabled => write!(f, "the unit is not prepared"),
             Self::InvalidDomainId { domain } => {
                 write!(f, "domain ID {domain} is reserved or beyond CAP.ND")
             }
@@ -211,115 +211,6 @@ impl<R: Registers> RemappingUnit<R> {
             invalidation: self.invalidator.as_ref().map(Invalidator::mode),
             translating: Global::from_bits_retain(self.registers.read32(GSTS)).contains(Global::TE),
         }
-    }
-
-    fn status(&self) -> Global {
-        Global::from_bits_retain(self.registers.read32(GSTS))
-    }
-
-    /// Writes GCMD with the persistent enables kept and `set`/`clear` applied, then waits for
-    /// GSTS to show `expect` in the bits of `watch`.
-    pub(super) fn command(
-        &self,
-        clock: &dyn Clock,
-        what: &'static str,
-        set: Global,
-        clear: Global,
-        watch: Global,
-        expect: Global,
-    ) -> Result<(), UnitError> {
-        let current = self.status() & Global::PERSISTENT;
-        self.registers
-            .write32(GCMD, ((current | set) - clear).bits());
-        poll(clock, what, COMMAND_BUDGET_US, || {
-            (self.status() & watch == expect).then_some(())
-        })?;
-        Ok(())
-    }
-
-    /// Enables translation: a fresh root table (every device blocked: no context entries),
-    /// the invalidation interface `mode`, global invalidations, then GCMD.TE.
-    pub fn enable(
-        &mut self,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        mode: InvalidationMode,
-    ) -> Result<(), UnitError> {
-        if mode == InvalidationMode::Queued && !self.extended.queued_invalidation() {
-            return Err(UnitError::QueuedUnavailable);
-        }
-        // Firmware may have left translation or the queue on: turn both off first.
-        self.disable(clock)?;
-        let root = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
-        self.registers.write64(RTADDR, root.as_u64());
-        self.command(
-            clock,
-            "root table pointer (GSTS.RTPS)",
-            Global::SRTP,
-            Global::empty(),
-            Global::SRTP,
-            Global::SRTP,
-        )?;
-        self.root = Some(root);
-        let invalidator = match mode {
-            InvalidationMode::Register => Invalidator::register(self.extended.iro()),
-            InvalidationMode::Queued => {
-                let queue = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
-                let status = memory.alloc_table().map_err(|_| UnitError::OutOfMemory)?;
-                let invalidator = Invalidator::queued(&self.registers, queue, status);
-                self.command(
-                    clock,
-                    "queued invalidation enable (GSTS.QIES)",
-                    Global::QIE,
-                    Global::empty(),
-                    Global::QIE,
-                    Global::QIE,
-                )?;
-                invalidator
-            }
-        };
-        self.invalidator = Some(invalidator);
-        self.invalidate_context(memory, clock, ContextCacheScope::Global)?;
-        self.invalidate_iotlb(memory, clock, IotlbScope::Global)?;
-        self.flush_write_buffer(clock)?;
-        self.command(
-            clock,
-            "translation enable (GSTS.TES)",
-            Global::TE,
-            Global::empty(),
-            Global::TE,
-            Global::TE,
-        )
-    }
-
-    /// Turns interrupt remapping, translation and the invalidation queue off again (used when
-    /// bring-up of another unit fails and remapping as a whole is declared off, so no unit is
-    /// left half-on).
-    pub fn disable(&mut self, clock: &dyn Clock) -> Result<(), UnitError> {
-        // Interrupt remapping first: it needs the queue for its invalidations.
-        self.disable_interrupt_remapping(clock)?;
-        if self.status().contains(Global::TE) {
-            self.command(
-                clock,
-                "translation disable (GSTS.TES)",
-                Global::empty(),
-                Global::TE,
-                Global::TE,
-                Global::empty(),
-            )?;
-        }
-        if self.status().contains(Global::QIE) {
-            self.command(
-                clock,
-                "queue disable (GSTS.QIES)",
-                Global::empty(),
-                Global::QIE,
-                Global::QIE,
-                Global::empty(),
-            )?;
-        }
-        self.invalidator = None;
-        Ok(())
     }
 
     /// The registers and, once enabled, the invalidation interface, for the interrupt

@@ -10,7 +10,7 @@
 
 use super::hw::{KernelClock, KernelTables};
 use super::iova::IovaAllocator;
-use super::{INVALIDATIONS, VtdError, with_state};
+use super::{INVALIDATIONS, State, VtdError, with_state};
 use crate::dma::DmaBuffer;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -91,33 +91,37 @@ impl IoAddressSpace {
     /// An empty space on the first remapping unit whose IOVAs stay below `2^dma_bits` (the
     /// device's DMA mask; the table's own limit applies too).
     pub fn new(dma_bits: u8) -> Result<Self, VtdError> {
+        with_state(|state| Self::new_in(state, 0, dma_bits))
+    }
+
+    /// An empty space on unit `unit` of `state`: bring-up builds the RMRR spaces on the state
+    /// it is assembling, before that state is installed, on the unit of the device's group.
+    pub(super) fn new_in(state: &State, unit: usize, dma_bits: u8) -> Result<Self, VtdError> {
         let id = NEXT_SPACE.fetch_add(1, Ordering::Relaxed);
-        let inner = with_state(|state| {
-            let unit = state.units.first().ok_or(VtdError::WrongUnit)?;
-            let cap = unit.engine.capability();
-            let table = PageTable::new(
-                unit.tables,
-                unit.engine.geometry(),
-                unit.engine.superpages(),
-            )
-            .map_err(|_| VtdError::OutOfMemory)?;
-            let limit = table
-                .geometry()
-                .iova_end()
-                .min(1u64.checked_shl(u32::from(dma_bits)).unwrap_or(u64::MAX));
-            Ok(SpaceInner {
-                id,
-                unit: 0,
-                table: Some(table),
-                caching_mode: CachingMode::from_cap(u8::from(cap.caching_mode())),
-                psi: PageSelectiveSupport::from_cap(u8::from(cap.psi()), cap.mamv()),
-                attachments: Vec::new(),
-                buffers: BTreeMap::new(),
-                iovas: IovaAllocator::new(IOVA_FLOOR..limit),
-                stranded_buffers: Vec::new(),
-                stranded_flushes: Vec::new(),
-            })
-        })?;
+        let hardware = state.units.get(unit).ok_or(VtdError::WrongUnit)?;
+        let cap = hardware.engine.capability();
+        let table = PageTable::new(
+            hardware.tables,
+            hardware.engine.geometry(),
+            hardware.engine.superpages(),
+        )
+        .map_err(|_| VtdError::OutOfMemory)?;
+        let limit = table
+            .geometry()
+            .iova_end()
+            .min(1u64.checked_shl(u32::from(dma_bits)).unwrap_or(u64::MAX));
+        let inner = SpaceInner {
+            id,
+            unit,
+            table: Some(table),
+            caching_mode: CachingMode::from_cap(u8::from(cap.caching_mode())),
+            psi: PageSelectiveSupport::from_cap(u8::from(cap.psi()), cap.mamv()),
+            attachments: Vec::new(),
+            buffers: BTreeMap::new(),
+            iovas: IovaAllocator::new(IOVA_FLOOR..limit),
+            stranded_buffers: Vec::new(),
+            stranded_flushes: Vec::new(),
+        };
         Ok(Self {
             shared: Arc::new(Mutex::new(inner)),
         })
@@ -152,8 +156,13 @@ impl IoAddressSpace {
     }
 
     /// Identity-maps the physical `range` (an RMRR the firmware keeps using) read/write. Only
-    /// bring-up calls this, for memory the firmware table names; it is never freed.
-    pub(super) fn map_identity(&self, range: core::ops::Range<u64>) -> Result<(), VtdError> {
+    /// bring-up calls this, on the `state` it is building, for memory the firmware table names;
+    /// it is never freed.
+    pub(super) fn map_identity(
+        &self,
+        state: &mut State,
+        range: core::ops::Range<u64>,
+    ) -> Result<(), VtdError> {
         let mut inner = self.shared.lock();
         let mut address = range.start & !0xfff;
         while address < range.end {
@@ -166,7 +175,7 @@ impl IoAddressSpace {
                 .map(iova, phys, PageSize::Size4K, Access::ReadWrite)
                 .map_err(VtdError::Map)?;
             let required = flush.invalidation(inner.caching_mode, inner.psi);
-            let proof = inner.invalidate(required)?;
+            let proof = inner.invalidate_in(state, required)?;
             flush.complete(proof);
             address += 4096;
         }
@@ -430,31 +439,37 @@ impl SpaceInner {
     /// the proof is minted only when all of them completed. With no attachment nothing can
     /// cache this table (a detach invalidated its whole domain).
     fn invalidate(&self, required: RequiredInvalidation) -> Result<InvalidationDone, VtdError> {
-        let unit = self.unit;
-        with_state(|state| {
-            let unit = state.units.get_mut(unit).ok_or(VtdError::WrongUnit)?;
-            let clock = KernelClock;
-            for &(_, domain) in &self.attachments {
-                match required.iotlb_scope(domain) {
-                    Some(scope) => {
-                        unit.engine
-                            .invalidate_iotlb(&mut unit.tables, &clock, scope)
-                            .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?;
-                        INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => unit
-                        .engine
-                        .flush_write_buffer(&clock)
-                        .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?,
+        with_state(|state| self.invalidate_in(state, required))
+    }
+
+    /// [`invalidate`](Self::invalidate) on `state` as given (bring-up's, not yet installed).
+    fn invalidate_in(
+        &self,
+        state: &mut State,
+        required: RequiredInvalidation,
+    ) -> Result<InvalidationDone, VtdError> {
+        let unit = state.units.get_mut(self.unit).ok_or(VtdError::WrongUnit)?;
+        let clock = KernelClock;
+        for &(_, domain) in &self.attachments {
+            match required.iotlb_scope(domain) {
+                Some(scope) => {
+                    unit.engine
+                        .invalidate_iotlb(&mut unit.tables, &clock, scope)
+                        .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?;
+                    INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
                 }
+                None => unit
+                    .engine
+                    .flush_write_buffer(&clock)
+                    .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?,
             }
-            // SAFETY: every domain this table is attached under (one per attached group, all
-            // on this unit: attach refuses other units) has completed the invalidation the
-            // token asked for, or the write-buffer flush a map without caching mode needs;
-            // without attachments no context entry points at the table and the detach that
-            // removed the last one invalidated its domain. KernelTables flushed the writes.
-            Ok(unsafe { InvalidationDone::assume_invalidated() })
-        })
+        }
+        // SAFETY: every domain this table is attached under (one per attached group, all
+        // on this unit: attach refuses other units) has completed the invalidation the
+        // token asked for, or the write-buffer flush a map without caching mode needs;
+        // without attachments no context entry points at the table and the detach that
+        // removed the last one invalidated its domain. KernelTables flushed the writes.
+        Ok(unsafe { InvalidationDone::assume_invalidated() })
     }
 }
 

@@ -8,7 +8,7 @@
 //! A change that fails part-way puts the IDs already moved back where they were, so a group is
 //! never split between two targets; if even that fails the group is reported as inconsistent.
 
-use super::address_space::{IoAddressSpace, SharedSpace};
+use super::address_space::{IoAddressSpace, SharedSpace, SpaceInner};
 use super::domain_ids::Retired;
 use super::hw::KernelClock;
 use super::{State, VtdError, context_for, with_state};
@@ -102,47 +102,65 @@ pub(super) fn point_group(
 pub(crate) fn attach(group: u32, space: &IoAddressSpace) -> Result<DomainId, VtdError> {
     let shared = space.shared().clone();
     let mut inner = shared.lock();
-    let domain = with_state(|state| {
-        let context = state
-            .groups
-            .get(&group)
-            .ok_or(VtdError::NoSuchGroup(group))?;
-        if context.attached.is_some() {
-            return Err(VtdError::AlreadyAttached(group));
-        }
-        if context.inconsistent {
+    with_state(|state| attach_locked(state, group, space, &mut inner))
+}
+
+/// [`attach`] on `state` as given: bring-up attaches the RMRR devices' groups on the state it
+/// is building, before translation is on.
+pub(super) fn attach_in(
+    state: &mut State,
+    group: u32,
+    space: &IoAddressSpace,
+) -> Result<DomainId, VtdError> {
+    let mut inner = space.shared().lock();
+    attach_locked(state, group, space, &mut inner)
+}
+
+/// The attach itself, with the space locked (always before the remapping state).
+fn attach_locked(
+    state: &mut State,
+    group: u32,
+    space: &IoAddressSpace,
+    inner: &mut SpaceInner,
+) -> Result<DomainId, VtdError> {
+    let context = state
+        .groups
+        .get(&group)
+        .ok_or(VtdError::NoSuchGroup(group))?;
+    if context.attached.is_some() {
+        return Err(VtdError::AlreadyAttached(group));
+    }
+    if context.inconsistent {
+        return Err(VtdError::Inconsistent(group));
+    }
+    if context.unit != inner.unit {
+        return Err(VtdError::WrongUnit);
+    }
+    let unit = &mut state.units[context.unit];
+    let domain = unit.domain_ids.allocate().ok_or(VtdError::NoDomainIds)?;
+    let entry = context_for(inner.table(), domain);
+    match point_group(state, group, entry) {
+        Ok(()) => {}
+        Err(VtdError::Inconsistent(group)) => {
+            // Some requester IDs may still name the new domain: keep its ID out of reuse for
+            // good and refuse the group from now on.
+            if let Some(context) = state.groups.get_mut(&group) {
+                context.inconsistent = true;
+            }
             return Err(VtdError::Inconsistent(group));
         }
-        if context.unit != inner.unit {
-            return Err(VtdError::WrongUnit);
+        Err(error) => {
+            // No entry names the ID (the group was restored), and nothing was ever cached
+            // under it: it can be reused at once.
+            state.units[state.groups[&group].unit]
+                .domain_ids
+                .release(Retired::after_invalidation(domain));
+            return Err(error);
         }
-        let unit = &mut state.units[context.unit];
-        let domain = unit.domain_ids.allocate().ok_or(VtdError::NoDomainIds)?;
-        let entry = context_for(inner.table(), domain);
-        match point_group(state, group, entry) {
-            Ok(()) => {}
-            Err(VtdError::Inconsistent(group)) => {
-                // Some requester IDs may still name the new domain: keep its ID out of reuse
-                // for good and refuse the group from now on.
-                if let Some(context) = state.groups.get_mut(&group) {
-                    context.inconsistent = true;
-                }
-                return Err(VtdError::Inconsistent(group));
-            }
-            Err(error) => {
-                // No entry names the ID (the group was restored), and nothing was ever cached
-                // under it: it can be reused at once.
-                state.units[state.groups[&group].unit]
-                    .domain_ids
-                    .release(Retired::after_invalidation(domain));
-                return Err(error);
-            }
-        }
-        if let Some(context) = state.groups.get_mut(&group) {
-            context.attached = Some((space.shared().clone(), domain, inner.id));
-        }
-        Ok(domain)
-    })?;
+    }
+    if let Some(context) = state.groups.get_mut(&group) {
+        context.attached = Some((space.shared().clone(), domain, inner.id));
+    }
     inner.attachments.push((group, domain));
     Ok(domain)
 }

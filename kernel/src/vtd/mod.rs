@@ -1,10 +1,12 @@
 //! DMA remapping on the running machine: brings up every DRHD unit from the DMAR, points every
-//! IOMMU group (every requester ID its devices may use, aliases included) at a blocking domain,
+//! IOMMU group (every requester ID its devices may use, aliases included) at a blocking domain
+//! and the groups of RMRR devices at identity maps before translation starts (`bring_up.rs`),
 //! reports faults, and gives the ownership layer address spaces to attach groups to.
 //! If remapping cannot be enabled (no or bad DMAR, a unit that does not answer, `iommu=off`),
 //! the reason is recorded and DMA isolation is unavailable.
 
 mod address_space;
+mod bring_up;
 mod domain_ids;
 pub mod faults;
 pub(crate) mod groups;
@@ -13,22 +15,21 @@ pub mod interrupt_remapping;
 mod iova;
 pub mod topology;
 
-use crate::cmdline::{CommandLine, InvalidationChoice};
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
 use domain_ids::DomainIds;
-use groups::{GroupContext, point_group};
-use hw::{KernelClock, KernelTables, MmioRegisters};
+use groups::GroupContext;
+use hw::{KernelTables, MmioRegisters};
 use moat_iommu::Bdf;
-use moat_iommu::engine::{InvalidationMode, RemappingUnit, UnitSummary};
+use moat_iommu::engine::{RemappingUnit, UnitSummary};
 use moat_iommu::entries::{ContextEntry, ContextTranslation, DomainId, FaultProcessing};
 use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
 
 pub use address_space::{IoAddressSpace, MapFailure, SpaceStats};
+pub use bring_up::init;
 pub use groups::{
     GroupPlacement, attachment, group_of, group_of_requester, members, requester_ids,
 };
@@ -165,218 +166,6 @@ pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> 
         unreachable!("table roots are 4 KiB aligned frames");
     };
     entry
-}
-
-/// Brings up remapping. `units` come from the DMAR's DRHDs, `groups` say which unit translates
-/// for each IOMMU group and with which requester IDs.
-///
-/// On any failure every unit already enabled is turned off again, so "remapping off" is
-/// true of the whole machine, and the reason is returned.
-///
-/// The composition root's alone, once: a second call is refused.
-pub fn init(
-    _root: &crate::privilege::Privileged,
-    options: &CommandLine,
-    units: &[UnitDescription],
-    groups: Vec<GroupPlacement>,
-    reserved: Vec<ReservedRegion>,
-) -> Result<Summary, String> {
-    if STATE.lock().is_some() || OFF_REASON.get().is_some() {
-        return Err(
-            "remapping was brought up (or turned off) already; a second init is refused".into(),
-        );
-    }
-    let mut state = State {
-        units: Vec::new(),
-        groups: BTreeMap::new(),
-        device_groups: BTreeMap::new(),
-    };
-    let mut summary = match bring_up(options, units, groups, &mut state) {
-        Ok(summary) => summary,
-        Err(reason) => {
-            abandon(state);
-            return Err(reason);
-        }
-    };
-    *STATE.lock() = Some(state);
-    for region in reserved {
-        match identity_map_reserved(&region) {
-            Ok(mapped) if mapped.is_empty() => {}
-            Ok(mapped) => summary.identity_mapped.push(ReservedRegion {
-                range: region.range.clone(),
-                devices: mapped,
-            }),
-            Err(error) => {
-                if let Some(state) = STATE.lock().take() {
-                    abandon(state);
-                }
-                return Err(format!(
-                    "RMRR {:#x}..{:#x}: {error:?}",
-                    region.range.start, region.range.end
-                ));
-            }
-        }
-    }
-    Ok(summary)
-}
-
-/// Turns every unit of `state` off (best effort; a unit that does not answer is logged).
-fn abandon(mut state: State) {
-    for unit in &mut state.units {
-        if let Err(error) = unit.engine.disable(&KernelClock) {
-            crate::error!(
-                "dmar",
-                "unit at {:#x} could not be turned off: {error}",
-                unit.description.base
-            );
-        }
-    }
-}
-
-/// Enables every unit, blocks every placed group and installs fault reporting.
-fn bring_up(
-    options: &CommandLine,
-    units: &[UnitDescription],
-    groups: Vec<GroupPlacement>,
-    state: &mut State,
-) -> Result<Summary, String> {
-    let clock = KernelClock;
-    for (index, description) in units.iter().enumerate() {
-        crate::arch::paging::map_mmio(description.base, description.length.max(4096)).map_err(
-            |e| {
-                format!(
-                    "unit {index} at {:#x}: cannot map registers: {e:?}",
-                    description.base
-                )
-            },
-        )?;
-        // SAFETY: just mapped uncached; the DMAR says a remapping unit lives there and only
-        // this module touches it.
-        let registers = unsafe { MmioRegisters::new(description.base) };
-        let mut engine = RemappingUnit::probe(registers)
-            .map_err(|e| format!("unit {index} at {:#x}: {e}", description.base))?;
-        let mode = match options.invalidation {
-            Some(InvalidationChoice::Register) => InvalidationMode::Register,
-            Some(InvalidationChoice::Queued) => InvalidationMode::Queued,
-            None if engine.extended_capability().queued_invalidation() => InvalidationMode::Queued,
-            None => InvalidationMode::Register,
-        };
-        let mut tables = KernelTables::new(engine.extended_capability().coherent());
-        let blocking = PageTable::new(tables, engine.geometry(), engine.superpages())
-            .map_err(|_| format!("unit {index}: no frame for the blocking domain"))?;
-        let mut domain_ids = DomainIds::new(engine.domain_limit());
-        let blocking_id = domain_ids.allocate().ok_or(format!(
-            "unit {index}: no domain ID for the blocking domain"
-        ))?;
-        engine.enable(&mut tables, &clock, mode).map_err(|e| {
-            format!(
-                "unit {index} at {:#x}: enabling translation: {e}",
-                description.base
-            )
-        })?;
-        state.units.push(Unit {
-            description: *description,
-            engine,
-            tables,
-            blocking,
-            blocking_id,
-            domain_ids,
-        });
-    }
-    let mut summary = Summary {
-        units: Vec::new(),
-        blocked: Vec::new(),
-        identity_mapped: Vec::new(),
-    };
-    let mut owners: BTreeMap<u16, u32> = BTreeMap::new();
-    for placement in groups {
-        if placement.unit >= state.units.len() {
-            continue;
-        }
-        for &rid in &placement.requester_ids {
-            if let Some(other) = owners.insert(rid, placement.id) {
-                return Err(format!(
-                    "groups {other} and {} both use requester ID {rid:#06x}: {:?}",
-                    placement.id,
-                    VtdError::SharedRequesterId(rid)
-                ));
-            }
-        }
-        for &bdf in &placement.members {
-            state.device_groups.insert(bdf, placement.id);
-        }
-        state.groups.insert(
-            placement.id,
-            GroupContext {
-                unit: placement.unit,
-                members: placement.members.clone(),
-                requester_ids: placement.requester_ids.clone(),
-                attached: None,
-                reserved_memory: false,
-                inconsistent: false,
-            },
-        );
-        let unit = &state.units[placement.unit];
-        let blocking = context_for(&unit.blocking, unit.blocking_id);
-        point_group(state, placement.id, blocking)
-            .map_err(|e| format!("blocking group {}: {e:?}", placement.id))?;
-        summary.blocked.push(placement);
-    }
-    let reporters = state
-        .units
-        .iter_mut()
-        .filter_map(|unit| {
-            let reporter = unit.engine.take_fault_reporter()?;
-            Some((unit.description.segment, reporter))
-        })
-        .collect();
-    faults::install(reporters).map_err(|e| format!("fault vector: {e:?}"))?;
-    let apic_id = u32::from(crate::arch::apic::id());
-    for unit in &state.units {
-        unit.engine.enable_fault_interrupt(
-            0xfee0_0000 | (apic_id << 12),
-            u16::from(faults::FAULT_VECTOR),
-        );
-    }
-    interrupt_remapping::enable(state);
-    summary.units = state
-        .units
-        .iter()
-        .map(|u| (u.description, u.engine.summary()))
-        .collect();
-    Ok(summary)
-}
-
-/// Gives the groups of an RMRR's devices an address space of their own with the region
-/// identity-mapped read/write: firmware may keep using it; nothing else becomes reachable for
-/// them. Returns the devices actually covered (a device remapping does not place is skipped
-/// and not reported as mapped).
-fn identity_map_reserved(region: &ReservedRegion) -> Result<Vec<Bdf>, VtdError> {
-    let mut mapped = Vec::new();
-    let mut done_groups = Vec::new();
-    for &bdf in &region.devices {
-        let Some(group) = group_of(bdf) else { continue };
-        if !done_groups.contains(&group) {
-            let space = IoAddressSpace::new(64)?;
-            space.map_identity(region.range.clone())?;
-            groups::attach(group, &space)?;
-            with_state(|state| {
-                if let Some(context) = state.groups.get_mut(&group) {
-                    context.reserved_memory = true;
-                }
-                Ok(())
-            })?;
-            done_groups.push(group);
-            crate::warn!(
-                "dmar",
-                "group {group} keeps an RMRR identity map {:#x}..{:#x}: it cannot be bound by an owner",
-                region.range.start,
-                region.range.end
-            );
-        }
-        mapped.push(bdf);
-    }
-    Ok(mapped)
 }
 
 /// Whether `group` has an RMRR identity map (firmware keeps using its memory; not assignable).

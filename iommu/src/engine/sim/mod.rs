@@ -3,7 +3,9 @@
 //! once unless told to hang, register invalidations ignored while the queue is on (as QEMU
 //! does), and queued descriptors processed on each IQT write with status writes into memory.
 //! GCMD.SIRTP latches IRTA_REG and IRE only takes with a latched table; a GCMD write with CFI
-//! panics (compatibility-format interrupts must stay blocked).
+//! panics (compatibility-format interrupts must stay blocked). When GSTS.TES turns on, the
+//! context entries present at that moment are recorded, so a test sees which entries were
+//! written before translation started and which only after.
 
 mod caches;
 mod queue;
@@ -59,6 +61,10 @@ pub(super) enum Event {
     /// A descriptor the queue rejected (FSTS.IQE set, IQH left on it).
     Rejected(u64, u64),
     IgnoredRegisterCommand,
+    /// GSTS.TES went from 0 to 1, with the (requester ID, DID) of every present context entry
+    /// in the latched root table at that moment, in requester-ID order: which entries a DMA
+    /// request could find from the first translated request on.
+    TranslationOn(Vec<(u16, u16)>),
 }
 
 #[derive(Debug)]
@@ -129,6 +135,30 @@ impl SimUnit {
             events: RefCell::new(Vec::new()),
             caches: RefCell::new(Caches::default()),
         })
+    }
+
+    /// (requester ID, DID) of every present context entry reachable from RTADDR_REG.
+    pub(super) fn present_context_entries(&self) -> Vec<(u16, u16)> {
+        let memory = self.memory.0.borrow();
+        let Some(root) = memory.get(&(self.rtaddr.get() & !0xfff)) else {
+            return Vec::new();
+        };
+        let mut present = Vec::new();
+        for bus in 0..256u16 {
+            let root_entry = root[usize::from(bus) * 2];
+            if root_entry & 1 == 0 {
+                continue;
+            }
+            let table = &memory[&(root_entry & !0xfff)];
+            for devfn in 0..256u16 {
+                let index = usize::from(devfn) * 2;
+                if table[index] & 1 == 1 {
+                    let domain = ((table[index + 1] >> 8) & 0xffff) as u16;
+                    present.push((bus << 8 | devfn, domain));
+                }
+            }
+        }
+        present
     }
 
     fn caching_mode(&self) -> bool {
@@ -236,7 +266,13 @@ impl Registers for Rc<SimUnit> {
                 {
                     self.iqh.set(0);
                 }
+                let was_translating =
+                    Global::from_bits_retain(self.gsts.get()).contains(Global::TE);
                 self.gsts.set(status.bits());
+                if status.contains(Global::TE) && !was_translating {
+                    let present = self.present_context_entries();
+                    self.events.borrow_mut().push(Event::TranslationOn(present));
+                }
             }
             0x34 => self.fsts.set(self.fsts.get() & !(value & 0x71)),
             0x38 => self.fectl.set(value & FECTL_IM),

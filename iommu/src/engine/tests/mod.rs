@@ -2,6 +2,7 @@
 
 mod budgets;
 mod caching_mode;
+mod enable_order;
 mod faults;
 mod map_rollback;
 mod queue_errors;
