@@ -236,6 +236,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             "own-release: ok",
             "own-faults: ok",
             "quarantined: too many DMA faults",
+            "own-msix: ok",
             "own-reset-methods: ok",
             "own-frames: ok",
             "scenario `own-all` passed",

@@ -336,6 +336,18 @@ impl Bound {
         super::interrupts::msi(self, handler, allow_unsafe)
     }
 
+    /// MSI-X table entry `index`, delivering to `handler`, with its own remapping entry as for
+    /// [`msi`](Self::msi). The kernel writes the table entry through the BAR that holds it.
+    pub fn msix(
+        &self,
+        index: u16,
+        handler: Option<crate::arch::device_vectors::Callback>,
+    ) -> Result<super::interrupts::Interrupt<'_>, PassthroughError> {
+        self.live()?;
+        let allow_unsafe = with_registry(|registry| Ok(registry.allow_unsafe_interrupts))?;
+        super::interrupts::msix(self, index, handler, allow_unsafe)
+    }
+
     /// Takes the fault events queued for this device (settling pending faults first), with
     /// the count of events lost since the last take.
     pub fn fault_events(&self) -> Result<EventBatch, PassthroughError> {

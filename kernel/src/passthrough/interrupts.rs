@@ -1,4 +1,4 @@
-//! MSI vectors of a bound device, delivered to its owner's handler. With interrupt remapping
+//! MSI and MSI-X vectors of a bound device, delivered to its owner's handler. With interrupt remapping
 //! each vector gets its own remapping entry that accepts only the device's requester ID (or
 //! its bridge alias); the device's MSI capability is programmed by the kernel, never by the
 //! owner. Without interrupt remapping a vector is only handed out when the command line said
@@ -7,7 +7,9 @@
 use super::handle::Bound;
 use super::{PassthroughError, config_space};
 use crate::arch::device_vectors::{self, Callback, DeviceVector};
+use crate::dma::RegisterWindow;
 use crate::pci::Msi;
+use crate::pci::msix::{ENTRY_MASKED, Msix};
 use crate::vtd::interrupt_remapping::{self, RemappedVector};
 use core::marker::PhantomData;
 use moat_iommu::Bdf;
@@ -21,12 +23,22 @@ enum Route {
     Unsafe(DeviceVector),
 }
 
-/// One MSI vector of a bound device, valid while the handle is borrowed. Dropping it turns
-/// the device's MSI off, then frees the entry and the vector.
+/// Which message the device sends.
+#[derive(Debug)]
+enum Source {
+    /// Its MSI capability.
+    Msi(Msi),
+    /// Entry `offset` of its MSI-X table, in the BAR mapped by `table`.
+    Msix { table: RegisterWindow, offset: u64 },
+}
+
+/// One MSI or MSI-X vector of a bound device, valid while the handle is borrowed. Dropping it
+/// turns the message off at the device (MSI disabled, or the MSI-X entry masked and cleared),
+/// then frees the remapping entry and the vector.
 #[derive(Debug)]
 pub struct Interrupt<'a> {
     bdf: Bdf,
-    msi: Msi,
+    source: Source,
     route: Option<Route>,
     _handle: PhantomData<&'a Bound>,
 }
@@ -85,12 +97,39 @@ fn compatibility_message(vector: u8) -> (u32, u32) {
 
 impl Drop for Interrupt<'_> {
     fn drop(&mut self) {
-        if let Ok(config) = config_space() {
-            self.msi.disable(config);
+        match &self.source {
+            Source::Msi(msi) => {
+                if let Ok(config) = config_space() {
+                    msi.disable(config);
+                }
+            }
+            Source::Msix { table, offset } => {
+                let _ = table.write32(offset + 12, ENTRY_MASKED);
+                let _ = table.write32(*offset, 0);
+                let _ = table.write32(offset + 4, 0);
+                let _ = table.write32(offset + 8, 0);
+            }
         }
         // The device can no longer send it; now the entry and the vector go.
         drop(self.route.take());
         crate::debug!("registry", "{}: MSI vector released", self.bdf);
+    }
+}
+
+/// The vector and, with interrupt remapping, its entry for `bdf`.
+fn route(
+    bdf: Bdf,
+    handler: Option<Callback>,
+    allow_unsafe: bool,
+) -> Result<Route, PassthroughError> {
+    let fail = |e: &dyn core::fmt::Debug| PassthroughError::Interrupts(alloc::format!("{e:?}"));
+    let vector = device_vectors::allocate(handler).map_err(|e| fail(&e))?;
+    match interrupt_remapping::status() {
+        Ok(_) => Ok(Route::Remapped(
+            interrupt_remapping::allocate(bdf, vector).map_err(|(e, _)| fail(&e))?,
+        )),
+        Err(_) if allow_unsafe => Ok(Route::Unsafe(vector)),
+        Err(reason) => Err(PassthroughError::Interrupts(reason.into())),
     }
 }
 
@@ -107,29 +146,56 @@ pub(super) fn msi(
         .ok_or(PassthroughError::NotRegistered(bdf))?;
     let msi =
         Msi::of(config, pci).map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
-    let vector = device_vectors::allocate(handler)
-        .map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
-    let route = match interrupt_remapping::status() {
-        Ok(_) => Route::Remapped(
-            interrupt_remapping::allocate(bdf, vector)
-                .map_err(|(e, _)| PassthroughError::Interrupts(alloc::format!("{e:?}")))?,
-        ),
-        Err(_) if allow_unsafe => Route::Unsafe(vector),
-        Err(reason) => return Err(PassthroughError::Interrupts(reason.into())),
-    };
     let interrupt = Interrupt {
         bdf,
-        msi,
-        route: Some(route),
+        route: Some(route(bdf, handler, allow_unsafe)?),
+        source: Source::Msi(msi),
         _handle: PhantomData,
     };
     let (address, data) = interrupt
         .message()
         .ok_or(PassthroughError::Interrupts("no route".into()))?;
-    interrupt
-        .msi
-        .program(config, address, data)
+    msi.program(config, address, data)
         .map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
-    interrupt.msi.enable(config);
+    msi.enable(config);
+    Ok(interrupt)
+}
+
+/// Gives `device` MSI-X table entry `index`, delivering to `handler`: the entry is written
+/// masked, MSI-X turned on, then the entry unmasked.
+pub(super) fn msix(
+    device: &Bound,
+    index: u16,
+    handler: Option<Callback>,
+    allow_unsafe: bool,
+) -> Result<Interrupt<'_>, PassthroughError> {
+    let bdf = device.bdf();
+    let config = config_space()?;
+    let pci = crate::devices::all()
+        .and_then(|all| all.device(bdf))
+        .ok_or(PassthroughError::NotRegistered(bdf))?;
+    let fail = |e: &dyn core::fmt::Debug| PassthroughError::Interrupts(alloc::format!("{e:?}"));
+    let msix = Msix::of(config, pci).map_err(|e| fail(&e))?;
+    let offset = msix.entry_offset(index).map_err(|e| fail(&e))?;
+    let (_, bar_address, bar_size) = msix.table_bar();
+    let table = RegisterWindow::map(bar_address, bar_size).map_err(|e| fail(&e))?;
+    let interrupt = Interrupt {
+        bdf,
+        route: Some(route(bdf, handler, allow_unsafe)?),
+        source: Source::Msix { table, offset },
+        _handle: PhantomData,
+    };
+    let (address, data) = interrupt
+        .message()
+        .ok_or(PassthroughError::Interrupts("no route".into()))?;
+    if let Source::Msix { table, offset } = &interrupt.source {
+        let write = |at: u64, value: u32| table.write32(at, value).map_err(|e| fail(&e));
+        write(offset + 12, ENTRY_MASKED)?;
+        write(*offset, address)?;
+        write(offset + 4, 0)?;
+        write(offset + 8, data)?;
+        msix.enable(config);
+        write(offset + 12, 0)?;
+    }
     Ok(interrupt)
 }

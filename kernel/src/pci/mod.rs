@@ -20,6 +20,7 @@ pub mod device;
 pub mod enumerate;
 pub mod groups;
 pub mod msi;
+pub mod msix;
 pub mod problem;
 pub mod report;
 pub mod reset;

@@ -39,6 +39,10 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
         "the owner reads its fault events; a storm quarantines only that device",
     ),
     (
+        "own-msix",
+        "an nvme bound by an owner completes Identify through MSI-X entry 0 on the owner's vector",
+    ),
+    (
         "own-reset-methods",
         "release resets an nvme by FLR, an e1000e by bus reset after an ineffective PM reset, \
          and leaves a root-bus edu (no reset method) blocked with the reason",
@@ -50,6 +54,7 @@ pub(crate) const SCENARIOS: &[(&str, &str)] = &[
     ("own-all", "all of the above in one boot"),
 ];
 
+mod msix;
 mod release;
 
 use release::{fault_storm, frames, release, reset_methods};
@@ -64,6 +69,7 @@ pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
         ("own-group", group),
         ("own-release", release),
         ("own-faults", fault_storm),
+        ("own-msix", msix::msix_identify),
         ("own-reset-methods", reset_methods),
         ("own-frames", frames),
     ];

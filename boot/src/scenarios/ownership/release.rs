@@ -155,7 +155,7 @@ pub(super) fn fault_storm() -> Result<String, String> {
 }
 
 /// The first function with this vendor and device ID.
-fn find(vendor: u16, device: u16) -> Result<Bdf, String> {
+pub(super) fn find(vendor: u16, device: u16) -> Result<Bdf, String> {
     moat_kernel::devices::all()
         .and_then(|all| {
             all.devices
