@@ -3,6 +3,7 @@
 mod budgets;
 mod caching_mode;
 mod faults;
+mod group_context;
 mod map_rollback;
 mod queue_errors;
 
