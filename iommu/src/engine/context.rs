@@ -1,6 +1,7 @@
 //! Context entries of one unit: reading them, and pointing a requester ID at a domain (or
 //! blocking it) with the invalidations the spec requires around the change (VT-d spec 6.5.3.3;
-//! with CAP.CM, 6.1).
+//! with CAP.CM, 6.1). An IOMMU group's requester IDs are pointed together, and put back together
+//! if one of them fails, so a group never names two targets.
 
 use super::unit::{RemappingUnit, UnitError};
 use super::{Clock, Registers};
@@ -8,6 +9,34 @@ use crate::entries::{
     ContextCacheScope, ContextEntry, DomainId, FunctionMask, IotlbScope, RootEntry, SourceId,
 };
 use crate::paging::TableMemory;
+use alloc::vec::Vec;
+
+/// Why [`RemappingUnit::set_group_context`] failed, and the state it left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupContextError {
+    /// The requester ID whose context entry could not be written.
+    pub source: SourceId,
+    /// Why writing it failed.
+    pub error: UnitError,
+    /// Whether the requester IDs changed so far (the failing one included) were put back.
+    pub rollback: GroupRollback,
+}
+
+/// What a failed [`RemappingUnit::set_group_context`] did about the requester IDs it had
+/// already changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRollback {
+    /// Every requester ID names the entry it named before the call: the group is whole.
+    Restored,
+    /// Putting `source` back failed too: the group's requester IDs may name different targets.
+    /// The other restores were still tried; this is the first one that failed.
+    Inconsistent {
+        /// A requester ID that may still name the new entry, or none.
+        source: SourceId,
+        /// Why putting it back failed.
+        error: UnitError,
+    },
+}
 
 impl<R: Registers> RemappingUnit<R> {
     /// The context entry for `source`, if its bus has a context table.
@@ -129,5 +158,72 @@ impl<R: Registers> RemappingUnit<R> {
             self.flush_write_buffer(clock)?;
         }
         Ok(())
+    }
+
+    /// Points every requester ID in `sources` at `entry` together: an IOMMU group's de-
+    /// duplicated requester IDs (its members' own IDs and the aliases bridges substitute) always
+    /// name one target, the blocking domain or the domain of the group's address space. Each ID
+    /// is changed with [`set_context`](Self::set_context), in the spec's order; an ID repeated in
+    /// `sources` is written once.
+    ///
+    /// If one ID fails, that ID and the ones already changed are put back, latest first, at the
+    /// entries they had (each again in the spec's order), so the group is never split between
+    /// two targets. The error names the failing ID and its [`UnitError`], and says whether the
+    /// group was [restored](GroupRollback::Restored) or may now be
+    /// [inconsistent](GroupRollback::Inconsistent).
+    pub fn set_group_context(
+        &mut self,
+        memory: &mut dyn TableMemory,
+        clock: &dyn Clock,
+        sources: &[SourceId],
+        entry: ContextEntry,
+    ) -> Result<(), GroupContextError> {
+        // Each ID changed so far with the entry it had before.
+        let mut changed: Vec<(SourceId, ContextEntry)> = Vec::with_capacity(sources.len());
+        for (index, &source) in sources.iter().enumerate() {
+            if sources[..index].contains(&source) {
+                continue;
+            }
+            let old = self
+                .context_entry(memory, source)
+                .unwrap_or(ContextEntry::NOT_PRESENT);
+            // Recorded before the write: a failed write may have cleared the old entry (or, with
+            // CAP.CM, written the new one) before its invalidation failed.
+            changed.push((source, old));
+            if let Err(error) = self.set_context(memory, clock, source, entry) {
+                let rollback = self.restore(memory, clock, &changed);
+                return Err(GroupContextError {
+                    source,
+                    error,
+                    rollback,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts each `(source, old)` of `changed` back at `old`, latest first. An ID whose entry
+    /// already reads `old` (its write failed before changing anything) is left alone.
+    fn restore(
+        &mut self,
+        memory: &mut dyn TableMemory,
+        clock: &dyn Clock,
+        changed: &[(SourceId, ContextEntry)],
+    ) -> GroupRollback {
+        let mut rollback = GroupRollback::Restored;
+        for &(source, old) in changed.iter().rev() {
+            let current = self
+                .context_entry(memory, source)
+                .unwrap_or(ContextEntry::NOT_PRESENT);
+            if current == old {
+                continue;
+            }
+            if let Err(error) = self.set_context(memory, clock, source, old)
+                && rollback == GroupRollback::Restored
+            {
+                rollback = GroupRollback::Inconsistent { source, error };
+            }
+        }
+        rollback
     }
 }

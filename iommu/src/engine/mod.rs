@@ -14,6 +14,7 @@ pub mod registers;
 pub mod unit;
 mod wait;
 
+pub use context::{GroupContextError, GroupRollback};
 pub use fault::{FaultRecord, FaultReporter, fault_reason_name};
 pub use interrupt_remapping::{InterruptRemapping, InterruptRemappingError};
 pub use invalidate::{InvalidationError, InvalidationMode};

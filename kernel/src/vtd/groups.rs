@@ -5,8 +5,9 @@
 //!
 //! Every change follows the spec's order per requester ID (the engine clears the present entry,
 //! invalidates the context cache and the IOTLB for the old domain ID, then writes the new one).
-//! A change that fails part-way puts the IDs already moved back where they were, so a group is
-//! never split between two targets; if even that fails the group is reported as inconsistent.
+//! A change that fails part-way puts the IDs it touched back where they were (the engine's
+//! `set_group_context`), so a group is never split between two targets; if even that fails the
+//! group is reported as inconsistent.
 
 use super::address_space::{IoAddressSpace, SharedSpace, SpaceInner};
 use super::domain_ids::Retired;
@@ -15,6 +16,7 @@ use super::{State, VtdError, context_for, with_state};
 use alloc::format;
 use alloc::vec::Vec;
 use moat_iommu::Bdf;
+use moat_iommu::engine::{GroupContextError, GroupRollback};
 use moat_iommu::entries::{ContextEntry, DomainId, SourceId};
 
 /// One group as remapping sees it.
@@ -46,7 +48,7 @@ pub struct GroupPlacement {
 }
 
 /// Points every requester ID of `group` at `entry`, restoring the IDs already moved if one
-/// fails.
+/// fails (the engine's `set_group_context`).
 pub(super) fn point_group(
     state: &mut State,
     group: u32,
@@ -60,41 +62,35 @@ pub(super) fn point_group(
         .units
         .get_mut(context.unit)
         .ok_or(VtdError::WrongUnit)?;
-    let mut moved: Vec<(SourceId, ContextEntry)> = Vec::new();
-    for &raw in &context.requester_ids {
-        let source = SourceId::from_raw(raw);
-        let old = unit
-            .engine
-            .context_entry(&unit.tables, source)
-            .unwrap_or(ContextEntry::NOT_PRESENT);
-        if let Err(error) = unit
-            .engine
-            .set_context(&mut unit.tables, &KernelClock, source, entry)
-        {
-            let mut restored = true;
-            for (source, old) in moved.into_iter().rev() {
-                restored &= unit
-                    .engine
-                    .set_context(&mut unit.tables, &KernelClock, source, old)
-                    .is_ok();
-            }
-            crate::error!(
-                "dmar",
-                "group {group}: writing the context entry of {source:?} failed ({error}); {}",
-                if restored {
-                    "the requester IDs already moved were restored"
-                } else {
-                    "restoring the others failed too: the group is INCONSISTENT"
-                }
-            );
-            if !restored {
-                return Err(VtdError::Inconsistent(group));
-            }
-            return Err(VtdError::Hardware(format!("{error}")));
+    let sources: Vec<SourceId> = context
+        .requester_ids
+        .iter()
+        .map(|&raw| SourceId::from_raw(raw))
+        .collect();
+    let Err(GroupContextError {
+        source,
+        error,
+        rollback,
+    }) = unit
+        .engine
+        .set_group_context(&mut unit.tables, &KernelClock, &sources, entry)
+    else {
+        return Ok(());
+    };
+    let restored = rollback == GroupRollback::Restored;
+    crate::error!(
+        "dmar",
+        "group {group}: writing the context entry of {source:?} failed ({error}); {}",
+        if restored {
+            "the requester IDs already moved were restored"
+        } else {
+            "restoring the others failed too: the group is INCONSISTENT"
         }
-        moved.push((source, old));
+    );
+    if !restored {
+        return Err(VtdError::Inconsistent(group));
     }
-    Ok(())
+    Err(VtdError::Hardware(format!("{error}")))
 }
 
 /// Attaches `group` to `space`: a fresh domain ID on the group's unit, then every requester ID

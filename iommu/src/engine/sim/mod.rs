@@ -5,7 +5,8 @@
 //! GCMD.SIRTP latches IRTA_REG and IRE only takes with a latched table; a GCMD write with CFI
 //! panics (compatibility-format interrupts must stay blocked). When GSTS.TES turns on, the
 //! context entries present at that moment are recorded, so a test sees which entries were
-//! written before translation started and which only after.
+//! written before translation started and which only after. Chosen context-cache
+//! invalidations can be made to fail, through either interface.
 
 mod caches;
 mod queue;
@@ -96,6 +97,10 @@ pub(super) struct SimUnit {
     pub(super) time_out_waits: Cell<u32>,
     /// Every descriptor fetch fails (IQE with IQEI 2 on hardware): a queue that cannot recover.
     pub(super) fetch_errors: Cell<bool>,
+    /// Context-cache invalidations are numbered from 1 as the unit takes them (see
+    /// [`fail_context_invalidations`](SimUnit::fail_context_invalidations)); these fail.
+    failing_context_invalidations: RefCell<Vec<u32>>,
+    context_invalidations_taken: Cell<u32>,
     /// An IQE or ITE stopped the queue: as in QEMU, only an IQT write (after clearing the bit)
     /// resumes it.
     needs_tail_write: Cell<bool>,
@@ -132,6 +137,8 @@ impl SimUnit {
             time_out_waits: Cell::new(0),
             needs_tail_write: Cell::new(false),
             fetch_errors: Cell::new(false),
+            failing_context_invalidations: RefCell::new(Vec::new()),
+            context_invalidations_taken: Cell::new(0),
             events: RefCell::new(Vec::new()),
             caches: RefCell::new(Caches::default()),
         })
@@ -159,6 +166,22 @@ impl SimUnit {
             }
         }
         present
+    }
+
+    /// From now on, the context-cache invalidations numbered `numbers` (the next one is 1) fail:
+    /// the descriptor is rejected (FSTS.IQE) on the queue, CCMD.ICC never clears on registers.
+    pub(super) fn fail_context_invalidations(&self, numbers: &[u32]) {
+        self.context_invalidations_taken.set(0);
+        *self.failing_context_invalidations.borrow_mut() = numbers.to_vec();
+    }
+
+    /// Counts a context-cache invalidation the unit takes; whether it is one that fails.
+    fn context_invalidation_fails(&self) -> bool {
+        let number = self.context_invalidations_taken.get() + 1;
+        self.context_invalidations_taken.set(number);
+        self.failing_context_invalidations
+            .borrow()
+            .contains(&number)
     }
 
     fn caching_mode(&self) -> bool {
@@ -315,7 +338,7 @@ impl Registers for Rc<SimUnit> {
                 if queued {
                     self.events.borrow_mut().push(Event::IgnoredRegisterCommand);
                     self.ccmd.set(value);
-                } else if self.hang.get() {
+                } else if self.hang.get() || self.context_invalidation_fails() {
                     self.ccmd.set(value);
                 } else {
                     self.events.borrow_mut().push(Event::RegisterContext(value));

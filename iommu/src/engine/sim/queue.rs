@@ -68,7 +68,10 @@ impl SimUnit {
                 let slots = &memory[&queue];
                 (slots[head as usize * 2], slots[head as usize * 2 + 1])
             };
-            if self.fetch_errors.get() || rejected(lo, hi) {
+            if self.fetch_errors.get()
+                || rejected(lo, hi)
+                || (lo & 0xf == 1 && self.context_invalidation_fails())
+            {
                 self.events.borrow_mut().push(Event::Rejected(lo, hi));
                 self.raise(FaultStatus::IQE);
                 break;

@@ -4,6 +4,7 @@ mod budgets;
 mod caching_mode;
 mod enable_order;
 mod faults;
+mod group_context;
 mod map_rollback;
 mod queue_errors;
 
