@@ -63,6 +63,19 @@ fn route_faults() {
                     quarantined.push(bdf);
                 }
             }
+            if !quarantined.is_empty() {
+                // The whole group goes to the blocking domain (its requester IDs are shared):
+                // siblings still attached are detached in the table too, so it says what the
+                // hardware does. Their owner keeps them, bound, and cannot attach them again
+                // while the quarantined device is there.
+                for member in registry.group_members(group) {
+                    if let Some(DeviceState::Attached { owner, .. }) =
+                        registry.table.device(member).map(|v| v.state)
+                    {
+                        let _ = registry.table.detach(owner, member);
+                    }
+                }
+            }
             Ok((quarantined, group))
         });
         if let Ok((devices, group)) = quarantined {
