@@ -67,7 +67,10 @@ fn measure(space: &IoAddressSpace) -> Result<(), String> {
         // Warm-up: under TCG the first run of a code path pays for its translation; one map
         // and unmap of this size first keeps that out of the figures.
         let warm = space
-            .map(DmaBuffer::new(bytes, bytes).map_err(err)?, Access::ReadWrite)
+            .map(
+                DmaBuffer::new(bytes, bytes).map_err(err)?,
+                Access::ReadWrite,
+            )
             .map_err(err)?;
         drop(space.unmap(warm).map_err(err)?);
         let mut buffers = Vec::new();

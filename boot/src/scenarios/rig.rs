@@ -122,8 +122,7 @@ impl Rig {
         device_offset: u16,
         len: u16,
     ) -> Result<(), String> {
-        let bar = self.device.bar(0).map_err(err)?;
-        let mut edu = Edu::new(Window(bar)).map_err(|e| format!("{}: {e:?}", self.bdf))?;
+        let mut edu = self.edu()?;
         edu.transfer(direction, iova, device_offset, len, &now_us)
             .map_err(|e| format!("edu {}: {e:?}", self.bdf))
     }
@@ -136,8 +135,7 @@ impl Rig {
         device_offset: u16,
         len: u16,
     ) -> Result<(), String> {
-        let bar = self.device.bar(0).map_err(err)?;
-        let mut edu = Edu::new(Window(bar)).map_err(|e| format!("{}: {e:?}", self.bdf))?;
+        let mut edu = self.edu()?;
         edu.start(
             direction,
             iova,

@@ -97,6 +97,22 @@ impl PcieType {
             other => PcieType::Reserved(other),
         }
     }
+
+    /// The 4-bit field value.
+    pub const fn raw(self) -> u8 {
+        match self {
+            PcieType::Endpoint => 0,
+            PcieType::LegacyEndpoint => 1,
+            PcieType::RootPort => 4,
+            PcieType::UpstreamPort => 5,
+            PcieType::DownstreamPort => 6,
+            PcieType::PcieToPciBridge => 7,
+            PcieType::PciToPcieBridge => 8,
+            PcieType::RootComplexIntegratedEndpoint => 9,
+            PcieType::RootComplexEventCollector => 10,
+            PcieType::Reserved(other) => other,
+        }
+    }
 }
 
 /// A function's ACS extended capability (ID 0x000d) as read from configuration space.

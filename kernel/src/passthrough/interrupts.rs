@@ -133,6 +133,22 @@ fn route(
     }
 }
 
+/// The device's PCI record and the config space, for programming its interrupts.
+fn device_of(
+    bdf: Bdf,
+) -> Result<
+    (
+        &'static crate::ecam::ConfigSpace,
+        &'static crate::pci::PciDevice,
+    ),
+    PassthroughError,
+> {
+    let pci = crate::devices::all()
+        .and_then(|all| all.device(bdf))
+        .ok_or(PassthroughError::NotRegistered(bdf))?;
+    Ok((config_space()?, pci))
+}
+
 /// Gives `device` one MSI vector whose deliveries run `handler`.
 pub(super) fn msi(
     device: &Bound,
@@ -140,10 +156,7 @@ pub(super) fn msi(
     allow_unsafe: bool,
 ) -> Result<Interrupt<'_>, PassthroughError> {
     let bdf = device.bdf();
-    let config = config_space()?;
-    let pci = crate::devices::all()
-        .and_then(|all| all.device(bdf))
-        .ok_or(PassthroughError::NotRegistered(bdf))?;
+    let (config, pci) = device_of(bdf)?;
     let msi =
         Msi::of(config, pci).map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
     let interrupt = Interrupt {
@@ -170,10 +183,7 @@ pub(super) fn msix(
     allow_unsafe: bool,
 ) -> Result<Interrupt<'_>, PassthroughError> {
     let bdf = device.bdf();
-    let config = config_space()?;
-    let pci = crate::devices::all()
-        .and_then(|all| all.device(bdf))
-        .ok_or(PassthroughError::NotRegistered(bdf))?;
+    let (config, pci) = device_of(bdf)?;
     let fail = |e: &dyn core::fmt::Debug| PassthroughError::Interrupts(alloc::format!("{e:?}"));
     let msix = Msix::of(config, pci).map_err(|e| fail(&e))?;
     let offset = msix.entry_offset(index).map_err(|e| fail(&e))?;

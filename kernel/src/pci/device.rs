@@ -9,64 +9,8 @@ use super::bar::Bar;
 use super::capabilities::{Acs, Capability, CapabilityId, ExtendedCapability};
 
 /// The device/port type of a PCI Express function: bits 7:4 of the PCI Express Capabilities
-/// register (PCIe 6.0 §7.5.3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PortType {
-    /// 0: PCI Express endpoint.
-    Endpoint,
-    /// 1: legacy PCI Express endpoint.
-    LegacyEndpoint,
-    /// 4: root port of a root complex.
-    RootPort,
-    /// 5: upstream port of a switch.
-    UpstreamPort,
-    /// 6: downstream port of a switch.
-    DownstreamPort,
-    /// 7: PCI Express to PCI/PCI-X bridge (QEMU's pcie-pci-bridge).
-    PcieToPciBridge,
-    /// 8: PCI/PCI-X to PCI Express bridge.
-    PciToPcieBridge,
-    /// 9: root complex integrated endpoint.
-    RootComplexIntegratedEndpoint,
-    /// 10: root complex event collector.
-    RootComplexEventCollector,
-    /// Any other (reserved) value.
-    Unknown(u8),
-}
-
-impl PortType {
-    /// The port type for the 4-bit field value `raw` (higher bits ignored).
-    pub const fn from_raw(raw: u8) -> PortType {
-        match raw & 0xf {
-            0 => PortType::Endpoint,
-            1 => PortType::LegacyEndpoint,
-            4 => PortType::RootPort,
-            5 => PortType::UpstreamPort,
-            6 => PortType::DownstreamPort,
-            7 => PortType::PcieToPciBridge,
-            8 => PortType::PciToPcieBridge,
-            9 => PortType::RootComplexIntegratedEndpoint,
-            10 => PortType::RootComplexEventCollector,
-            other => PortType::Unknown(other),
-        }
-    }
-
-    /// The 4-bit field value.
-    pub const fn raw(self) -> u8 {
-        match self {
-            PortType::Endpoint => 0,
-            PortType::LegacyEndpoint => 1,
-            PortType::RootPort => 4,
-            PortType::UpstreamPort => 5,
-            PortType::DownstreamPort => 6,
-            PortType::PcieToPciBridge => 7,
-            PortType::PciToPcieBridge => 8,
-            PortType::RootComplexIntegratedEndpoint => 9,
-            PortType::RootComplexEventCollector => 10,
-            PortType::Unknown(other) => other,
-        }
-    }
-}
+/// register (PCIe 6.0 §7.5.3.2). One definition, shared with the group algorithm.
+pub use moat_iommu::group::PcieType as PortType;
 
 /// The PCI Express capability of a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

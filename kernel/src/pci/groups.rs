@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use moat_iommu::Bdf;
 use moat_iommu::group::{
-    AcsRegisters, BridgeBuses, Function, Group, Groups, PcieType, Topology, TopologyError,
+    AcsRegisters, BridgeBuses, Function, Group, Groups, Topology, TopologyError,
     acs_control_to_enable, compute_groups,
 };
 
@@ -70,9 +70,7 @@ fn snapshot(enumeration: &Enumeration, device: &PciDevice) -> Function {
         // Functions 1..=7 were only looked for because function 0 has the bit; Linux counts
         // them multifunction either way.
         multifunction_bit: device.multifunction,
-        pcie: device
-            .pcie
-            .map(|pcie| PcieType::from_raw(pcie.port_type.raw())),
+        pcie: device.pcie.map(|pcie| pcie.port_type),
         acs: device.acs().map(|acs| AcsRegisters {
             position: acs.offset,
             capability: acs.capability,

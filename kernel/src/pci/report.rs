@@ -57,7 +57,7 @@ pub const fn kind_name(kind: DeviceKind) -> &'static str {
             PortType::PciToPcieBridge => "pci-to-pcie-bridge",
             PortType::RootComplexIntegratedEndpoint => "rc-integrated-endpoint",
             PortType::RootComplexEventCollector => "rc-event-collector",
-            PortType::Unknown(_) => "pcie-unknown",
+            PortType::Reserved(_) => "pcie-unknown",
         },
     }
 }
