@@ -45,8 +45,8 @@ static MEMORY_MAP: spin::Mutex<MemoryMap> = spin::Mutex::new(MemoryMap::new());
 #[unsafe(no_mangle)]
 extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     console::init();
-    gdt::init();
-    interrupts::init();
+    gdt::init(&ROOT);
+    interrupts::init(&ROOT);
     let calibration = match time::calibrate() {
         Ok(calibration) => Some(calibration),
         Err(problem) => {

@@ -38,8 +38,9 @@ fn stack_top(stack: *const Stack) -> VirtAddr {
     VirtAddr::from_ptr(stack) + IST_STACK_SIZE as u64
 }
 
-/// Loads the GDT and TSS and reloads the segment registers. Call once, early.
-pub fn init() {
+/// Loads the GDT and TSS and reloads the segment registers. Call once, early; the
+/// composition root's alone.
+pub fn init(_root: &crate::privilege::Privileged) {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
         tss.interrupt_stack_table[usize::from(DOUBLE_FAULT_IST)] =

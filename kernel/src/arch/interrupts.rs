@@ -83,7 +83,7 @@ pub enum RegisterError {
 }
 
 /// Installs `handler` for device vector `vector`.
-pub fn register(vector: u8, handler: Handler) -> Result<(), RegisterError> {
+pub(crate) fn register(vector: u8, handler: Handler) -> Result<(), RegisterError> {
     if !(FIRST_DEVICE_VECTOR..=LAST_DEVICE_VECTOR).contains(&vector) {
         return Err(RegisterError::NotADeviceVector(vector));
     }
@@ -252,8 +252,8 @@ impl Gate {
 
 static IDT: Once<[Gate; 256]> = Once::new();
 
-/// Builds and loads the IDT. Call once, after `gdt::init`.
-pub fn init() {
+/// Builds and loads the IDT. Call once, after `gdt::init`; the composition root's alone.
+pub fn init(_root: &crate::privilege::Privileged) {
     let selector = {
         use x86_64::instructions::segmentation::Segment;
         x86_64::instructions::segmentation::CS::get_reg().0

@@ -20,7 +20,7 @@ pub(crate) fn outb(port: u16, value: u8) {
 }
 
 /// Writes a 16-bit value to an I/O port.
-pub fn outw(port: u16, value: u16) {
+pub(crate) fn outw(port: u16, value: u16) {
     // SAFETY: as for `outb`.
     unsafe { Port::<u16>::new(port).write(value) }
 }

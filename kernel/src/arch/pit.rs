@@ -16,7 +16,7 @@ pub enum PitError {
 
 /// Busy-waits `ticks` PIT input clocks (at most 0xffff) on channel 2 and returns the TSC
 /// values read at the start and end of the wait.
-pub fn measure_tsc(ticks: u16) -> Result<(u64, u64), PitError> {
+pub(crate) fn measure_tsc(ticks: u16) -> Result<(u64, u64), PitError> {
     // Gate off, speaker off; program channel 2: lobyte/hibyte, mode 0 (interrupt on terminal
     // count), binary.
     let control = io::inb(0x61);
