@@ -47,7 +47,7 @@ pub(crate) fn discover(
         discovery.acs_enabled,
         discovery.groups.len()
     );
-    Ok(groups::publish(discovery.groups))
+    Ok(groups::publish(&crate::ROOT, discovery.groups))
 }
 
 /// The boot report's group lines: one per group while remapping is on, else one line saying

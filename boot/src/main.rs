@@ -47,7 +47,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     console::init();
     gdt::init(&ROOT);
     interrupts::init(&ROOT);
-    let calibration = match time::calibrate() {
+    let calibration = match time::calibrate(&ROOT) {
         Ok(calibration) => Some(calibration),
         Err(problem) => {
             error!(
@@ -129,7 +129,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         "kernel page tables active: RAM write-back, MMIO uncached"
     );
 
-    let platform = acpi::platform::publish(acpi::platform::discover(boot_info.rsdp));
+    let platform = acpi::platform::publish(&ROOT, acpi::platform::discover(&ROOT, boot_info.rsdp));
     for problem in &platform.problems {
         warn!("acpi", "{problem}");
     }
@@ -148,6 +148,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         }
     };
     let devices = moat_kernel::devices::publish(
+        &ROOT,
         moat_kernel::discover::discover_pci(&ROOT, platform).unwrap_or_default(),
     );
     let groups = iommu_groups::discover(&options, platform.dmar.as_deref(), devices);

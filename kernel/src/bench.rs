@@ -34,7 +34,7 @@ fn err(e: impl core::fmt::Debug) -> String {
 
 /// Runs the benchmark on an address space of the first unit, attached to the first placed
 /// group so that every change is invalidated as it would be for a device.
-pub fn run() -> Result<(), String> {
+pub(crate) fn run() -> Result<(), String> {
     if let Some(reason) = vtd::off_reason() {
         return Err(format!("DMA remapping is off ({reason})"));
     }

@@ -5,7 +5,10 @@ use crate::pci::Enumeration;
 static DEVICES: spin::Once<Enumeration> = spin::Once::new();
 
 /// Keeps the enumeration and returns it.
-pub fn publish(enumeration: Enumeration) -> &'static Enumeration {
+pub fn publish(
+    _root: &crate::privilege::Privileged,
+    enumeration: Enumeration,
+) -> &'static Enumeration {
     DEVICES.call_once(|| enumeration)
 }
 

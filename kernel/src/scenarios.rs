@@ -37,7 +37,9 @@ pub const PAGE_FAULT_ADDRESS: u64 = 0x0000_7e57_dead_0000;
 
 /// Runs scenario `name`. `Ok` means it passed; `Err` carries why it failed; `None`: no such
 /// scenario here.
-pub fn run(name: &str) -> Option<Result<(), String>> {
+///
+/// The composition root's alone: some scenarios end the machine on purpose.
+pub fn run(_root: &crate::privilege::Privileged, name: &str) -> Option<Result<(), String>> {
     Some(match name {
         "panic" => panic!("deliberate panic requested by test=panic"),
         "page-fault" => {

@@ -21,7 +21,12 @@ pub struct Calibration {
 }
 
 /// Calibrates the TSC against the PIT (50 ms, the best of three runs) and starts the clock.
-pub fn calibrate() -> Result<Calibration, pit::PitError> {
+///
+/// The composition root's alone, once: calibrating again would move the clock's origin.
+pub fn calibrate(_root: &crate::privilege::Privileged) -> Result<Calibration, pit::PitError> {
+    if TSC_HZ.load(Ordering::Relaxed) != 0 {
+        return Err(pit::PitError::AlreadyCalibrated);
+    }
     const TICKS: u16 = 59_659; // 50 ms at 1.193182 MHz
     let mut best = u64::MAX;
     for _ in 0..3 {

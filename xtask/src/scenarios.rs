@@ -224,6 +224,16 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
         ]),
     ));
     list.push(kernel(
+        "bind-refused-without-interrupt-remapping",
+        &Machine::dma(""),
+        image,
+        "test=dma-translate iommu.invalidation=register",
+        Expect::failure(
+            OutcomeKind::KernelFailure,
+            ["interrupt remapping off", "UnsafeInterrupts"],
+        ),
+    ));
+    list.push(kernel(
         "ownership-all",
         &Machine::ownership(),
         image,

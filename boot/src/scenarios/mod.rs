@@ -20,10 +20,9 @@ const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (reset::SCENARIOS, reset::run),
-    (
-        moat_kernel::scenarios::SCENARIOS,
-        moat_kernel::scenarios::run,
-    ),
+    (moat_kernel::scenarios::SCENARIOS, |name| {
+        moat_kernel::scenarios::run(&crate::ROOT, name)
+    }),
 ];
 
 /// Runs scenario `name`: `Ok` it passed, `Err` why not (an unknown name lists the known).

@@ -31,6 +31,24 @@ impl EduRegisters for Window<'_> {
     }
 }
 
+/// A register window the composition root mapped itself (for devices no owner holds).
+pub(crate) struct RawWindow(pub(crate) moat_kernel::dma::RegisterWindow);
+
+impl EduRegisters for RawWindow {
+    fn read32(&self, offset: u64) -> u32 {
+        self.0.read32(offset).unwrap_or(u32::MAX)
+    }
+    fn write32(&self, offset: u64, value: u32) {
+        let _ = self.0.write32(offset, value);
+    }
+    fn read64(&self, offset: u64) -> u64 {
+        self.0.read64(offset).unwrap_or(u64::MAX)
+    }
+    fn write64(&self, offset: u64, value: u64) {
+        let _ = self.0.write64(offset, value);
+    }
+}
+
 /// Formats any error for a scenario verdict.
 pub(crate) fn err(e: impl core::fmt::Debug) -> String {
     format!("{e:?}")

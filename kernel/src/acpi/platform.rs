@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 /// Physical memory as the kernel sees it: identity-mapped; unmapped ranges are unreadable
 /// rather than a page fault.
 #[derive(Clone, Copy, Debug)]
-pub struct KernelMemory;
+pub(crate) struct KernelMemory;
 
 impl PhysRead for KernelMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
@@ -130,7 +130,9 @@ fn bios_search_ranges() -> [(u64, u64); 2] {
 }
 
 /// Discovers the ACPI tables starting from `given_rsdp` (from the boot loader) or a BIOS search.
-pub fn discover(given_rsdp: Option<u64>) -> Platform {
+///
+/// The composition root's alone (it reads firmware memory at addresses it is given).
+pub fn discover(_root: &crate::privilege::Privileged, given_rsdp: Option<u64>) -> Platform {
     use alloc::format;
     let mut platform = Platform::default();
     let rsdp_address = match given_rsdp {
@@ -247,7 +249,7 @@ fn read_madt(
 static PLATFORM: spin::Once<Platform> = spin::Once::new();
 
 /// Keeps the discovered platform for the rest of the run and returns it.
-pub fn publish(platform: Platform) -> &'static Platform {
+pub fn publish(_root: &crate::privilege::Privileged, platform: Platform) -> &'static Platform {
     PLATFORM.call_once(|| platform)
 }
 

@@ -139,7 +139,11 @@ pub fn is_mapped(start: u64, len: u64) -> bool {
     };
     let mut address = start & !(SIZE_4K - 1);
     while address < start.saturating_add(len.max(1)) {
-        if state.table.translate_addr(VirtAddr::new(address)).is_none() {
+        // A non-canonical address is never mapped (and VirtAddr::new would panic on it).
+        let Ok(virtual_address) = VirtAddr::try_new(address) else {
+            return false;
+        };
+        if state.table.translate_addr(virtual_address).is_none() {
             return false;
         }
         address += SIZE_4K;

@@ -12,6 +12,8 @@ pub const PIT_HZ: u64 = 1_193_182;
 pub enum PitError {
     /// OUT2 never went high within the poll budget: no working PIT.
     NoTerminalCount,
+    /// The clock was calibrated already (it is calibrated once).
+    AlreadyCalibrated,
 }
 
 /// Busy-waits `ticks` PIT input clocks (at most 0xffff) on channel 2 and returns the TSC

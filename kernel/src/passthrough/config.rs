@@ -206,6 +206,12 @@ mod tests {
         assert_eq!(check_write(&d, 0x68, 1, true), Ok(()));
         assert_eq!(check_write(&d, 0x140, 4, true), Ok(()));
         assert_eq!(check_write(&d, 0xf0, 4, true), Ok(()));
+        // The last dword of extended config space (on a function whose last extended
+        // capability is harmless), and of conventional config space.
+        let mut plain = device();
+        plain.extended_capabilities.truncate(2);
+        assert_eq!(check_write(&plain, 0xffc, 4, true), Ok(()));
+        assert_eq!(check_write(&d, 0xfc, 4, false), Ok(()));
     }
 
     #[test]
@@ -257,7 +263,8 @@ mod tests {
 
     #[test]
     fn command_writes_keep_the_kernels_bus_master_bit() {
-        assert_eq!(command_for_owner(0xffff, 0x0000), OWNER_COMMAND_BITS);
+        // I/O, memory, parity, SERR, fast back-to-back, INTx disable.
+        assert_eq!(command_for_owner(0xffff, 0x0000), 0x0743);
         assert_eq!(command_for_owner(0x0000, 0x0004), 0x0004);
         assert_eq!(command_for_owner(0x0006, 0x0000), 0x0002);
     }

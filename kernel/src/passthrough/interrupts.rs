@@ -159,6 +159,10 @@ pub(super) fn msi(
     let (config, pci) = device_of(bdf)?;
     let msi =
         Msi::of(config, pci).map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
+    if msi.is_enabled(config) {
+        // One MSI message per function: a second vector would reprogram the first one's.
+        return Err(PassthroughError::Interrupts("MSI is in use already".into()));
+    }
     let interrupt = Interrupt {
         bdf,
         route: Some(route(bdf, handler, allow_unsafe)?),

@@ -103,9 +103,17 @@ pub struct Owner {
 
 impl Owner {
     /// A new owner named `name` (for reports).
+    ///
+    /// # Panics
+    ///
+    /// After 2^32 - 1 owners: an ID is never handed out twice (two owners sharing one would
+    /// pass each other's "same owner" checks), so running out ends the run instead.
     pub fn new(name: &'static str) -> Self {
+        let id = NEXT_OWNER
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1))
+            .expect("owner IDs exhausted: an ID is never reused");
         Self {
-            id: OwnerId::new(NEXT_OWNER.fetch_add(1, Ordering::Relaxed)),
+            id: OwnerId::new(id),
             name,
         }
     }

@@ -140,7 +140,7 @@ static GROUPS: spin::Once<Groups> = spin::Once::new();
 
 /// Keeps the machine's groups for the rest of the run and returns them. Only the first call
 /// stores anything.
-pub fn publish(groups: Groups) -> &'static Groups {
+pub fn publish(_root: &crate::privilege::Privileged, groups: Groups) -> &'static Groups {
     GROUPS.call_once(|| groups)
 }
 

@@ -99,7 +99,9 @@ impl IoAddressSpace {
     /// An empty space on unit `unit` of `state`: bring-up builds the RMRR spaces on the state
     /// it is assembling, before that state is installed, on the unit of the device's group.
     pub(super) fn new_in(state: &State, unit: usize, dma_bits: u8) -> Result<Self, VtdError> {
-        let id = NEXT_SPACE.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_SPACE
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1))
+            .map_err(|_| VtdError::NoSpaceIds)?;
         let hardware = state.units.get(unit).ok_or(VtdError::WrongUnit)?;
         let cap = hardware.engine.capability();
         let table = PageTable::new(

@@ -34,7 +34,7 @@ static ROUTING: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
 static ROUTING_DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Takes the records waiting to be routed, oldest first.
-pub fn take_for_routing() -> alloc::vec::Vec<(u16, FaultRecord)> {
+pub(crate) fn take_for_routing() -> alloc::vec::Vec<(u16, FaultRecord)> {
     x86_64::instructions::interrupts::without_interrupts(|| take_ring(&mut ROUTING.lock()))
 }
 

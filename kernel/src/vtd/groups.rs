@@ -138,11 +138,15 @@ fn attach_locked(
     match point_group(state, group, entry) {
         Ok(()) => {}
         Err(VtdError::Inconsistent(group)) => {
-            // Some requester IDs may still name the new domain: keep its ID out of reuse for
-            // good and refuse the group from now on.
+            // Some requester IDs may still name the new domain. Record the group as attached
+            // (so the space, its table and its buffers stay alive, unmaps invalidate this
+            // domain too, and a later detach tries to block it again), keep the ID out of
+            // reuse, and refuse new attaches of the group.
             if let Some(context) = state.groups.get_mut(&group) {
                 context.inconsistent = true;
+                context.attached = Some((space.shared().clone(), domain, inner.id));
             }
+            inner.attachments.push((group, domain));
             return Err(VtdError::Inconsistent(group));
         }
         Err(error) => {
@@ -188,6 +192,9 @@ pub(crate) fn detach(group: u32) -> Result<(), VtdError> {
         let Some((space, domain, _)) = context.attached.take() else {
             return Err(VtdError::NoSuchGroup(group));
         };
+        // Every ID names the blocking domain again: a group left inconsistent by a failed
+        // attach is whole again.
+        context.inconsistent = false;
         // Every requester ID of the group now names the blocking domain, and moving each one
         // invalidated the context cache for it and the IOTLB for `domain` (engine order).
         state.units[unit_index]

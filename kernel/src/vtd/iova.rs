@@ -85,4 +85,20 @@ mod tests {
         assert_eq!(a.allocate(0xf0_0001, 0x1000), None);
         assert_eq!(a.allocate(0, 0x1000), None);
     }
+
+    #[test]
+    fn an_exact_fit_leaves_no_empty_ranges() {
+        let mut a = IovaAllocator::new(0x1000..0x3000);
+        assert_eq!(
+            a.allocate(0x2000, 0x1000),
+            Some(0x1000),
+            "the whole window fits"
+        );
+        assert!(a.free.is_empty(), "no zero-length ranges: {:?}", a.free);
+        assert_eq!(a.allocate(0x1000, 0x1000), None);
+        a.release(0x1000, 0x2000);
+        assert_eq!(a.allocate(0x1000, 0x1000), Some(0x1000));
+        assert_eq!(a.free.len(), 1, "only the tail is left: {:?}", a.free);
+        assert_eq!(a.free.get(&0x2000), Some(&0x3000));
+    }
 }

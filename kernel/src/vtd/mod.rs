@@ -81,6 +81,8 @@ pub enum VtdError {
     NoIovaSpace,
     /// Nothing is mapped at that IOVA.
     NotMapped,
+    /// Every address-space number was handed out (numbers are never reused).
+    NoSpaceIds,
     /// Two groups claim one requester ID (the group computation and the alias walk disagree).
     SharedRequesterId(u16),
     /// A context change of the group failed half-way and could not be undone; the group is

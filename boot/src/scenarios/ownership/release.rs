@@ -71,6 +71,7 @@ pub(super) fn release() -> Result<String, String> {
     if !line.contains("state blocked") || !line.contains("domain blocking") {
         return Err(format!("registry after release: {line}"));
     }
+    released_dma_is_blocked(a_bdf, iova.as_u64(), &space)?;
     let group = vtd::group_of(a_bdf).ok_or("no group")?;
     if let Some(attached) = vtd::attachment(group) {
         return Err(format!(
@@ -79,8 +80,73 @@ pub(super) fn release() -> Result<String, String> {
     }
     drop(owner);
     Ok(format!(
-        "{a_bdf}: bus mastering off (command {command:#x}), {report}; the armed DMA never landed; registry: blocked"
+        "{a_bdf}: bus mastering off (command {command:#x}), {report}; the armed DMA never landed; forced to DMA after release it faulted and changed nothing; registry: blocked"
     ))
+}
+
+/// The released device, made to DMA anyway (the composition root turns bus mastering back on
+/// behind every owner's back): the IOMMU must stop it with a fault from its requester ID, and
+/// its old buffer must stay unchanged.
+fn released_dma_is_blocked(
+    bdf: Bdf,
+    iova: u64,
+    space: &moat_kernel::vtd::IoAddressSpace,
+) -> Result<(), String> {
+    use moat_kernel::pci::ConfigAccessExt;
+    let config = moat_kernel::ecam::config_privileged(&crate::ROOT).ok_or("no config space")?;
+    let device = moat_kernel::devices::all()
+        .and_then(|all| all.device(bdf))
+        .ok_or("device vanished")?;
+    let bar = device
+        .bars
+        .iter()
+        .find(|b| b.index == 0)
+        .ok_or("no BAR 0")?;
+    let window =
+        moat_kernel::dma::RegisterWindow::map_privileged(&crate::ROOT, bar.address, bar.size)
+            .map_err(err)?;
+    let command = config.command(bdf);
+    config.write_command(
+        bdf,
+        command
+            | pci_types::CommandRegister::MEMORY_ENABLE
+            | pci_types::CommandRegister::BUS_MASTER_ENABLE,
+    );
+    let before = faults::interrupts_taken();
+    let result = moat_edu::Edu::new(super::super::rig::RawWindow(window))
+        .map_err(err)
+        .and_then(|mut edu| {
+            edu.transfer(
+                Direction::FromDevice,
+                iova,
+                0,
+                256,
+                &super::super::rig::now_us,
+            )
+            .map_err(err)
+        });
+    let records = faults_after(before);
+    config.write_command(bdf, command);
+    result?;
+    super::super::rig::expect_fault(
+        &records,
+        bdf.requester_id(),
+        iova & !0xfff,
+        moat_iommu::engine::fault::Access::Write,
+        5,
+    )
+    .map_err(|e| format!("the released device's DMA: {e}"))?;
+    let mut check = alloc::vec![0u8; 256];
+    space
+        .with_buffer(moat_iommu::entries::Iova::new_truncate(iova), |b| {
+            b.read(0, &mut check)
+        })
+        .ok_or("buffer vanished")?
+        .map_err(err)?;
+    if check.iter().any(|&b| b != 0x5a) {
+        return Err("the released device's DMA reached its old buffer".into());
+    }
+    Ok(())
 }
 
 pub(super) fn fault_storm() -> Result<String, String> {
