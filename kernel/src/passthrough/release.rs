@@ -138,6 +138,13 @@ fn finish_release(bdf: Bdf, owner: OwnerId) {
             .map_err(|e| format!("bus mastering stays on: {e}"))?;
         reset::mask_interrupts(config, &device)
             .map_err(|e| format!("interrupts not masked: {e}"))?;
+        let revoked = crate::vtd::interrupt_remapping::revoke_device(bdf);
+        if revoked > 0 {
+            crate::warn!(
+                "registry",
+                "{bdf}: {revoked} interrupt remapping entr(y/ies) its owner leaked were revoked"
+            );
+        }
         let all = crate::devices::all().ok_or("no PCI enumeration")?;
         let done =
             reset::reset_for_release(config, all, bdf, |affected| may_reset(owner, affected))

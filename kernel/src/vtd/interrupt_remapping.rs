@@ -25,6 +25,10 @@ pub const TABLE_ENTRIES: u32 = 256;
 /// Per unit (same index as the remapping state's units), its table once enabled. Locked only
 /// inside `with_state`, after the remapping state, with interrupts off.
 static TABLES: spin::Mutex<Vec<Option<InterruptRemapping>>> = spin::Mutex::new(Vec::new());
+/// Every live entry: (unit, entry, the device it accepts). Locked like `TABLES`. A device's
+/// release revokes whatever is still here for it (an `Interrupt` its owner leaked with
+/// `mem::forget` never frees its entry itself).
+static LIVE: spin::Mutex<Vec<(usize, InterruptIndex, Bdf)>> = spin::Mutex::new(Vec::new());
 /// Entries per unit, or why remapping is off; set once by `enable`.
 static STATUS: spin::Once<Result<u32, String>> = spin::Once::new();
 
@@ -189,6 +193,7 @@ fn allocate_in(
     let handle = table
         .allocate(&mut unit.engine, &mut unit.tables, &KernelClock, interrupt)
         .map_err(InterruptError::Engine)?;
+    LIVE.lock().push((unit_index, handle, device));
     Ok((unit_index, handle, source))
 }
 
@@ -245,6 +250,16 @@ impl Drop for RemappedVector {
     fn drop(&mut self) {
         let (unit_index, handle) = (self.unit, self.handle);
         let result = with_state(|state| {
+            let mut live = LIVE.lock();
+            let Some(at) = live
+                .iter()
+                .position(|(unit, index, _)| *unit == unit_index && *index == handle)
+            else {
+                // Revoked at its device's release already.
+                return Ok(Ok(()));
+            };
+            live.remove(at);
+            drop(live);
             let unit = &mut state.units[unit_index];
             let mut tables = TABLES.lock();
             Ok(match tables.get_mut(unit_index).and_then(Option::as_mut) {
@@ -270,6 +285,42 @@ impl Drop for RemappedVector {
             core::mem::forget(vector);
         }
     }
+}
+
+/// Clears every entry still accepting `device` (entries whose `RemappedVector` was leaked),
+/// with the interrupt entry cache invalidated for each. Called by the device's release, after
+/// every vector its handle lent out is gone; returns how many were revoked.
+pub(crate) fn revoke_device(device: Bdf) -> usize {
+    with_state(|state| {
+        let mut live = LIVE.lock();
+        let mut tables = TABLES.lock();
+        let mut revoked = 0;
+        live.retain(|&(unit_index, handle, owner)| {
+            if owner != device {
+                return true;
+            }
+            let Some(table) = tables.get_mut(unit_index).and_then(Option::as_mut) else {
+                return true;
+            };
+            let unit = &mut state.units[unit_index];
+            match table.release(&mut unit.engine, &mut unit.tables, &KernelClock, handle) {
+                Ok(()) => {
+                    revoked += 1;
+                    false
+                }
+                Err(error) => {
+                    crate::error!(
+                        "dmar",
+                        "{device}: leaked interrupt remapping entry {} could not be revoked ({error})",
+                        handle.get()
+                    );
+                    true
+                }
+            }
+        });
+        Ok(revoked)
+    })
+    .unwrap_or(0)
 }
 
 #[cfg(test)]

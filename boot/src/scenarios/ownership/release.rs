@@ -26,6 +26,13 @@ pub(super) fn release() -> Result<String, String> {
         .space
         .map(buffer, Access::ReadWrite)
         .map_err(|f| err(f.error))?;
+    // An MSI vector whose handle the owner leaks: release must revoke its remapping entry.
+    let leaked = rig.device.msi(None).map_err(err)?;
+    let (leaked_message, leaked_vector) = (
+        leaked.message().ok_or("the vector has no message")?,
+        leaked.vector(),
+    );
+    core::mem::forget(leaked);
     // Arm a DMA (it runs ~100 ms later), then release at once: it must not land.
     rig.start(Direction::FromDevice, iova.as_u64(), 0, 256)?;
     let Rig {
@@ -71,7 +78,7 @@ pub(super) fn release() -> Result<String, String> {
     if !line.contains("state blocked") || !line.contains("domain blocking") {
         return Err(format!("registry after release: {line}"));
     }
-    released_dma_is_blocked(a_bdf, iova.as_u64(), &space)?;
+    released_dma_is_blocked(a_bdf, iova.as_u64(), &space, leaked_message, leaked_vector)?;
     let group = vtd::group_of(a_bdf).ok_or("no group")?;
     if let Some(attached) = vtd::attachment(group) {
         return Err(format!(
@@ -91,6 +98,8 @@ fn released_dma_is_blocked(
     bdf: Bdf,
     iova: u64,
     space: &moat_kernel::vtd::IoAddressSpace,
+    leaked_message: (u32, u32),
+    leaked_vector: u8,
 ) -> Result<(), String> {
     use moat_kernel::pci::ConfigAccessExt;
     let config = moat_kernel::ecam::config_privileged(&crate::ROOT).ok_or("no config space")?;
@@ -126,8 +135,32 @@ fn released_dma_is_blocked(
             .map_err(err)
         });
     let records = faults_after(before);
+    // The leaked vector's old message, sent by the released device: its entry was revoked.
+    let msi = moat_kernel::pci::Msi::of(config, device).map_err(err)?;
+    msi.program(config, leaked_message.0, leaked_message.1)
+        .map_err(err)?;
+    msi.enable(config);
+    let delivered_before = moat_kernel::arch::device_vectors::deliveries(leaked_vector);
+    let raised = moat_edu::Edu::new(super::super::rig::RawWindow(
+        moat_kernel::dma::RegisterWindow::map_privileged(&crate::ROOT, bar.address, bar.size)
+            .map_err(err)?,
+    ))
+    .map(|mut edu| {
+        edu.raise_interrupt(1);
+        sleep_us(200_000);
+        let status = edu.interrupt_status();
+        edu.acknowledge_interrupt(status);
+    });
+    msi.disable(config);
     config.write_command(bdf, command);
     result?;
+    raised.map_err(err)?;
+    let delivered = moat_kernel::arch::device_vectors::deliveries(leaked_vector) - delivered_before;
+    if delivered != 0 {
+        return Err(format!(
+            "the leaked vector {leaked_vector} still got {delivered} interrupt(s) after release"
+        ));
+    }
     super::super::rig::expect_fault(
         &records,
         bdf.requester_id(),
