@@ -72,8 +72,10 @@ fn bring_up(
     }
     let blocked = block_groups(groups, state)?;
     let mut identity_mapped = Vec::new();
+    // One identity space per group, whatever the number of RMRRs naming its devices.
+    let mut spaces = alloc::collections::BTreeMap::new();
     for region in reserved {
-        let devices = identity_map_reserved(state, &region).map_err(|error| {
+        let devices = identity_map_reserved(state, &mut spaces, &region).map_err(|error| {
             format!(
                 "RMRR {:#x}..{:#x}: {error:?}",
                 region.range.start, region.range.end
@@ -210,7 +212,11 @@ fn block_groups(
 /// the region identity-mapped read/write: firmware may keep using it; nothing else becomes
 /// reachable for them. Returns the devices actually covered (a device remapping does not
 /// place is skipped and not reported as mapped).
-fn identity_map_reserved(state: &mut State, region: &ReservedRegion) -> Result<Vec<Bdf>, VtdError> {
+fn identity_map_reserved(
+    state: &mut State,
+    spaces: &mut alloc::collections::BTreeMap<u32, IoAddressSpace>,
+    region: &ReservedRegion,
+) -> Result<Vec<Bdf>, VtdError> {
     let mut mapped = Vec::new();
     let mut done_groups = Vec::new();
     for &bdf in &region.devices {
@@ -218,12 +224,18 @@ fn identity_map_reserved(state: &mut State, region: &ReservedRegion) -> Result<V
             continue;
         };
         if !done_groups.contains(&group) {
-            let unit = state.groups[&group].unit;
-            let space = IoAddressSpace::new_in(state, unit, 64)?;
-            space.map_identity(state, region.range.clone())?;
-            groups::attach_in(state, group, &space)?;
-            if let Some(context) = state.groups.get_mut(&group) {
-                context.reserved_memory = true;
+            if let Some(space) = spaces.get(&group) {
+                // A second RMRR for a group that has its identity space: map it there too.
+                space.map_identity(state, region.range.clone())?;
+            } else {
+                let unit = state.groups[&group].unit;
+                let space = IoAddressSpace::new_in(state, unit, 64)?;
+                space.map_identity(state, region.range.clone())?;
+                groups::attach_in(state, group, &space)?;
+                if let Some(context) = state.groups.get_mut(&group) {
+                    context.reserved_memory = true;
+                }
+                spaces.insert(group, space);
             }
             done_groups.push(group);
             crate::warn!(
