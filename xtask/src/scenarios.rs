@@ -45,6 +45,8 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
                 "dmar: unit 0 at 0xfed90000 segment 0: VT-d 1.0",
                 "translation: enabled",
                 "blocked: group",
+                "device(s) registered, all blocked",
+                "registry: 0000:00:1f.0 group",
             ])),
         ),
         kernel(
