@@ -333,7 +333,7 @@ impl Bound {
     ) -> Result<super::interrupts::Interrupt<'_>, PassthroughError> {
         self.live()?;
         let allow_unsafe = with_registry(|registry| Ok(registry.allow_unsafe_interrupts))?;
-        super::interrupts::msi(self, handler, allow_unsafe)
+        super::interrupts::msi(self.bdf, handler, allow_unsafe)
     }
 
     /// MSI-X table entry `index`, delivering to `handler`, with its own remapping entry as for
@@ -345,7 +345,7 @@ impl Bound {
     ) -> Result<super::interrupts::Interrupt<'_>, PassthroughError> {
         self.live()?;
         let allow_unsafe = with_registry(|registry| Ok(registry.allow_unsafe_interrupts))?;
-        super::interrupts::msix(self, index, handler, allow_unsafe)
+        super::interrupts::msix(self.bdf, index, handler, allow_unsafe)
     }
 
     /// Takes the fault events queued for this device (settling pending faults first), with

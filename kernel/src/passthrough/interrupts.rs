@@ -4,7 +4,6 @@
 //! owner. Without interrupt remapping a vector is only handed out when the command line said
 //! `iommu.allow_unsafe_interrupts` (bind refuses MSI devices otherwise).
 
-use super::handle::Bound;
 use super::{PassthroughError, config_space};
 use crate::arch::device_vectors::{self, Callback, DeviceVector};
 use crate::dma::RegisterWindow;
@@ -40,7 +39,9 @@ pub struct Interrupt<'a> {
     bdf: Bdf,
     source: Source,
     route: Option<Route>,
-    _handle: PhantomData<&'a Bound>,
+    /// Borrowed from the bound handle that asked for it (`Bound::msi`/`msix` tie the lifetime),
+    /// so the handle cannot be released while the vector lives.
+    _handle: PhantomData<&'a ()>,
 }
 
 impl Interrupt<'_> {
@@ -150,12 +151,11 @@ fn device_of(
 }
 
 /// Gives `device` one MSI vector whose deliveries run `handler`.
-pub(super) fn msi(
-    device: &Bound,
+pub(super) fn msi<'a>(
+    bdf: Bdf,
     handler: Option<Callback>,
     allow_unsafe: bool,
-) -> Result<Interrupt<'_>, PassthroughError> {
-    let bdf = device.bdf();
+) -> Result<Interrupt<'a>, PassthroughError> {
     let (config, pci) = device_of(bdf)?;
     let msi =
         Msi::of(config, pci).map_err(|e| PassthroughError::Interrupts(alloc::format!("{e:?}")))?;
@@ -180,13 +180,12 @@ pub(super) fn msi(
 
 /// Gives `device` MSI-X table entry `index`, delivering to `handler`: the entry is written
 /// masked, MSI-X turned on, then the entry unmasked.
-pub(super) fn msix(
-    device: &Bound,
+pub(super) fn msix<'a>(
+    bdf: Bdf,
     index: u16,
     handler: Option<Callback>,
     allow_unsafe: bool,
-) -> Result<Interrupt<'_>, PassthroughError> {
-    let bdf = device.bdf();
+) -> Result<Interrupt<'a>, PassthroughError> {
     let (config, pci) = device_of(bdf)?;
     let fail = |e: &dyn core::fmt::Debug| PassthroughError::Interrupts(alloc::format!("{e:?}"));
     let msix = Msix::of(config, pci).map_err(|e| fail(&e))?;
