@@ -102,7 +102,7 @@ impl Rig {
 
     /// Attaches a fresh space to an already bound device.
     pub(crate) fn with_device(bdf: Bdf, mut device: Bound, owner: Owner) -> Result<Self, String> {
-        let space = IoAddressSpace::new(28).map_err(err)?;
+        let space = IoAddressSpace::for_unit_of(bdf, 28).map_err(err)?;
         device
             .attach(&space)
             .map_err(|e| format!("attach {bdf}: {e:?}"))?;
@@ -121,7 +121,7 @@ impl Rig {
     /// Swaps in a fresh address space (the old one is dropped once detached).
     pub(crate) fn fresh_space(&mut self) -> Result<(), String> {
         self.device.detach().map_err(err)?;
-        self.space = IoAddressSpace::new(28).map_err(err)?;
+        self.space = IoAddressSpace::for_unit_of(self.bdf, 28).map_err(err)?;
         self.device.attach(&self.space).map_err(err)?;
         self.device.set_bus_master(true).map_err(err)
     }

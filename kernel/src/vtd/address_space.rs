@@ -91,9 +91,24 @@ pub struct SpaceStats {
 
 impl IoAddressSpace {
     /// An empty space on the first remapping unit whose IOVAs stay below `2^dma_bits` (the
-    /// device's DMA mask; the table's own limit applies too).
+    /// device's DMA mask; the table's own limit applies too). Groups of other units cannot
+    /// attach to it (`WrongUnit`): use [`for_unit_of`](Self::for_unit_of) on machines with
+    /// several remapping units.
     pub fn new(dma_bits: u8) -> Result<Self, VtdError> {
         with_state(|state| Self::new_in(state, 0, dma_bits))
+    }
+
+    /// An empty space on the remapping unit that translates for `device` (its table has that
+    /// unit's geometry), IOVAs below `2^dma_bits`.
+    pub fn for_unit_of(device: moat_iommu::Bdf, dma_bits: u8) -> Result<Self, VtdError> {
+        with_state(|state| {
+            let group = state
+                .device_groups
+                .get(&device)
+                .ok_or(VtdError::NotTranslated(device))?;
+            let unit = state.groups[group].unit;
+            Self::new_in(state, unit, dma_bits)
+        })
     }
 
     /// An empty space on unit `unit` of `state`: bring-up builds the RMRR spaces on the state
