@@ -36,6 +36,8 @@ fn acs_control_to_enable_adds_the_implemented_required_features() {
     // Enabled bits stay; unimplemented features are not set.
     assert_eq!(acs_control_to_enable(&port(0x5f, 0x42)), Some(0x5f));
     assert_eq!(acs_control_to_enable(&port(0x05, 0)), Some(0x05));
+    // A required feature enabled already stays enabled (set, never toggled).
+    assert_eq!(acs_control_to_enable(&port(0x5f, 0x01)), Some(0x1d));
     assert_eq!(acs_control_to_enable(&edu("00:02.0")), None);
 }
 
@@ -249,6 +251,30 @@ fn i82801b11_behind_a_root_port_gets_linux_and_qemu_aliases() {
         .topology();
     let aliases = dma_aliases(&on_root, bdf("01:03.0")).expect("known function");
     assert_eq!(aliases, [bdf("01:03.0"), bdf("00:0a.0")]);
+}
+
+#[test]
+fn the_pcie_bridge_alias_quirk_needs_a_conventional_bridge_with_a_quirk_id() {
+    // A conventional bridge without a quirk ID behind a root port: its own address.
+    let plain = Machine::new()
+        .add(root_port("00:02.0", 1, 2))
+        .add(pci_bridge("01:00.0", 2, 2))
+        .add(edu("02:01.0"))
+        .topology();
+    let aliases = dma_aliases(&plain, bdf("02:01.0")).expect("known function");
+    assert_eq!(aliases, [bdf("02:01.0"), bdf("01:00.0")]);
+    // A quirk ID on a function with a PCI Express capability (a PCI-to-PCIe bridge): the
+    // PCIe rules apply (its own address), not the quirk's (secondary bus, 00.0).
+    let express = Machine::new()
+        .add(root_port("00:02.0", 1, 2))
+        .add(pcie(
+            bridge(function("01:00.0", 0x8086, 0x244e), 2, 2),
+            PcieType::PciToPcieBridge,
+        ))
+        .add(edu("02:01.0"))
+        .topology();
+    let aliases = dma_aliases(&express, bdf("02:01.0")).expect("known function");
+    assert_eq!(aliases, [bdf("02:01.0"), bdf("01:00.0")]);
 }
 
 #[test]
