@@ -161,3 +161,9 @@ impl RegisterWindow {
         Ok(())
     }
 }
+
+impl AsRef<RegisterWindow> for RegisterWindow {
+    fn as_ref(&self) -> &RegisterWindow {
+        self
+    }
+}

@@ -9,43 +9,27 @@ use moat_edu::{Direction, Edu, EduRegisters};
 use moat_iommu::Bdf;
 use moat_iommu::engine::FaultRecord;
 use moat_iommu::engine::fault::Access as FaultAccess;
+use moat_kernel::dma::RegisterWindow;
 use moat_kernel::passthrough::{self, BarWindow, Bound, Owner};
 use moat_kernel::vtd::{self, IoAddressSpace, faults};
 use moat_kernel::{devices, time};
 
-/// The edu's BAR 0 as the driver sees it.
-pub(crate) struct Window<'a>(pub(crate) BarWindow<'a>);
+/// An edu's BAR 0 as the driver sees it: a bound handle's window, or one the composition root
+/// mapped itself for a device no owner holds.
+pub(crate) struct Window<W>(pub(crate) W);
 
-impl EduRegisters for Window<'_> {
+impl<W: AsRef<RegisterWindow>> EduRegisters for Window<W> {
     fn read32(&self, offset: u64) -> u32 {
-        self.0.read32(offset).unwrap_or(u32::MAX)
+        self.0.as_ref().read32(offset).unwrap_or(u32::MAX)
     }
     fn write32(&self, offset: u64, value: u32) {
-        let _ = self.0.write32(offset, value);
+        let _ = self.0.as_ref().write32(offset, value);
     }
     fn read64(&self, offset: u64) -> u64 {
-        self.0.read64(offset).unwrap_or(u64::MAX)
+        self.0.as_ref().read64(offset).unwrap_or(u64::MAX)
     }
     fn write64(&self, offset: u64, value: u64) {
-        let _ = self.0.write64(offset, value);
-    }
-}
-
-/// A register window the composition root mapped itself (for devices no owner holds).
-pub(crate) struct RawWindow(pub(crate) moat_kernel::dma::RegisterWindow);
-
-impl EduRegisters for RawWindow {
-    fn read32(&self, offset: u64) -> u32 {
-        self.0.read32(offset).unwrap_or(u32::MAX)
-    }
-    fn write32(&self, offset: u64, value: u32) {
-        let _ = self.0.write32(offset, value);
-    }
-    fn read64(&self, offset: u64) -> u64 {
-        self.0.read64(offset).unwrap_or(u64::MAX)
-    }
-    fn write64(&self, offset: u64, value: u64) {
-        let _ = self.0.write64(offset, value);
+        let _ = self.0.as_ref().write64(offset, value);
     }
 }
 
@@ -127,7 +111,7 @@ impl Rig {
     }
 
     /// The edu driver on this device's BAR 0 (valid while the rig is borrowed).
-    pub(crate) fn edu(&self) -> Result<Edu<Window<'_>>, String> {
+    pub(crate) fn edu(&self) -> Result<Edu<Window<BarWindow<'_>>>, String> {
         let bar = self.device.bar(0).map_err(err)?;
         Edu::new(Window(bar)).map_err(|e| format!("{}: {e:?}", self.bdf))
     }

@@ -276,12 +276,12 @@ fn invalidate<R: Registers>(
     scope: InterruptEntryScope,
 ) -> Result<(), InterruptRemappingError> {
     let (registers, invalidator) = unit.invalidator();
-    let invalidator = invalidator.ok_or(UnitError::NotEnabled)?;
-    if invalidator.mode() != InvalidationMode::Queued {
-        return Err(InterruptRemappingError::QueueRequired);
-    }
+    let queue = invalidator
+        .ok_or(UnitError::NotEnabled)?
+        .queue()
+        .ok_or(InterruptRemappingError::QueueRequired)?;
     let descriptor = InvalidationDescriptor::interrupt_entry_cache(scope);
-    invalidator
+    queue
         .submit(registers, memory, clock, &[descriptor])
         .map_err(|error| UnitError::Invalidation(error).into())
 }

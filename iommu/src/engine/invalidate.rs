@@ -188,18 +188,12 @@ impl Invalidator {
         }
     }
 
-    /// Queues `descriptors` plus a status-writing wait descriptor and waits for the status.
-    /// Queued mode only (interrupt_remapping.rs checks the mode before it calls).
-    pub(crate) fn submit(
-        &mut self,
-        registers: &dyn Registers,
-        memory: &mut dyn TableMemory,
-        clock: &dyn Clock,
-        descriptors: &[InvalidationDescriptor],
-    ) -> Result<(), InvalidationError> {
+    /// The invalidation queue, in queued mode (interrupt-entry-cache invalidation exists only
+    /// as a queued descriptor).
+    pub(crate) fn queue(&mut self) -> Option<&mut Queue> {
         match self {
-            Self::Queued(queue) => queue.submit(registers, memory, clock, descriptors),
-            Self::Register { .. } => unreachable!("submit is only reached in queued mode"),
+            Self::Queued(queue) => Some(queue),
+            Self::Register { .. } => None,
         }
     }
 }

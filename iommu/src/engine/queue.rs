@@ -21,7 +21,7 @@
 
 use super::invalidate::InvalidationError;
 use super::registers::{FSTS, FaultStatus, IQH, IQT};
-use super::{COMMAND_BUDGET_US, Clock, Registers, poll};
+use super::{COMMAND_BUDGET_US, Clock, PollTimeout, Registers, poll};
 use crate::entries::{Fence, InvalidationDescriptor, PhysAddr, StatusAddress, WaitCompletion};
 use crate::paging::TableMemory;
 
@@ -176,14 +176,19 @@ impl Queue {
         if status.intersects(FaultStatus::IQE | FaultStatus::ITE) {
             registers.write64(IQT, u64::from(self.tail) << 4);
         }
+        self.drain(registers, clock)?;
+        Ok(())
+    }
+
+    /// Waits until the hardware has fetched everything queued (IQH = IQT).
+    fn drain(&self, registers: &dyn Registers, clock: &dyn Clock) -> Result<(), PollTimeout> {
         let tail = self.tail;
         poll(
             clock,
             "invalidation queue drain (IQH = IQT)",
             COMMAND_BUDGET_US,
             || (Self::head(registers) == Some(tail)).then_some(()),
-        )?;
-        Ok(())
+        )
     }
 
     /// Queues `descriptors` plus a status-writing wait descriptor and waits for the status,
@@ -274,13 +279,7 @@ impl Queue {
                     Self::clear(registers, FaultStatus::ITE);
                     registers.write64(IQT, u64::from(self.tail) << 4);
                     // The wait may have been aborted; settle on an empty queue before reporting.
-                    let tail = self.tail;
-                    poll(
-                        clock,
-                        "invalidation queue drain (IQH = IQT)",
-                        COMMAND_BUDGET_US,
-                        || (Self::head(registers) == Some(tail)).then_some(()),
-                    )?;
+                    self.drain(registers, clock)?;
                     return Err(InvalidationError::DeviceTlbTimeout);
                 }
             }

@@ -6,7 +6,7 @@
 use super::config::{self, ConfigDenied};
 use super::registry::with_registry;
 use super::{Owner, PassthroughError};
-use crate::dma::{OutOfBounds, RegisterWindow};
+use crate::dma::RegisterWindow;
 use crate::pci::bar::BarKind;
 use crate::pci::capabilities::CapabilityId;
 use crate::pci::{ConfigAccess, ConfigAccessExt};
@@ -101,22 +101,18 @@ pub struct BarWindow<'a> {
     _handle: PhantomData<&'a Bound>,
 }
 
-impl BarWindow<'_> {
-    /// Reads a 32-bit register.
-    pub fn read32(&self, offset: u64) -> Result<u32, OutOfBounds> {
-        self.window.read32(offset)
+/// The window's registers: [`RegisterWindow`]'s bounds-checked accessors.
+impl AsRef<RegisterWindow> for BarWindow<'_> {
+    fn as_ref(&self) -> &RegisterWindow {
+        &self.window
     }
-    /// Writes a 32-bit register.
-    pub fn write32(&self, offset: u64, value: u32) -> Result<(), OutOfBounds> {
-        self.window.write32(offset, value)
-    }
-    /// Reads a 64-bit register with one access.
-    pub fn read64(&self, offset: u64) -> Result<u64, OutOfBounds> {
-        self.window.read64(offset)
-    }
-    /// Writes a 64-bit register with one access.
-    pub fn write64(&self, offset: u64, value: u64) -> Result<(), OutOfBounds> {
-        self.window.write64(offset, value)
+}
+
+impl core::ops::Deref for BarWindow<'_> {
+    type Target = RegisterWindow;
+
+    fn deref(&self) -> &RegisterWindow {
+        &self.window
     }
 }
 
@@ -300,8 +296,8 @@ impl Bound {
     ) -> Result<(), PassthroughError> {
         self.live()?;
         let config = super::config_space()?;
-        let device = with_registry(|registry| Ok(registry.record(self.bdf)?.device.clone()))?;
-        config::check_write(&device, offset, width, config.extended())
+        let device = with_registry(|registry| Ok(registry.record(self.bdf)?.device))?;
+        config::check_write(device, offset, width, config.extended())
             .map_err(PassthroughError::Config)?;
         let dword = offset & !3;
         let shift = u32::from(offset & 3) * 8;

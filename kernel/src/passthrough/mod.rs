@@ -211,13 +211,9 @@ pub fn last_release(bdf: Bdf) -> Option<String> {
 /// The state's name in the report.
 pub(crate) fn state_name(state: DeviceState) -> &'static str {
     match state {
+        // What a registered device with no handle is, as far as its DMA goes.
         DeviceState::Registered => "blocked",
-        DeviceState::Parked => "parked",
-        DeviceState::Bound { .. } => "bound",
-        DeviceState::Attached { .. } => "attached",
-        DeviceState::Releasing { .. } => "releasing",
-        DeviceState::Quarantined { .. } => "quarantined",
-        DeviceState::Removed => "removed",
+        other => other.name(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The device registry: one [`OwnershipTable`] (the state machine and group claims, pure logic
-//! from `moat_iommu::ownership`) behind one lock, with what the kernel knows of each device
-//! (its PCI record and group) and the work deferred out of handle drops and the fault
-//! interrupt. The lock is only ever taken with interrupts off. No reset or sleep runs under it;
+//! from `moat_iommu::ownership`) behind one lock, and the work deferred out of handle drops and
+//! the fault interrupt. What else the kernel knows of a device is not copied here: its group is
+//! the table's, its PCI record the enumeration's. The lock is only ever taken with interrupts off. No reset or sleep runs under it;
 //! attach and detach write the group's context entries and wait for their invalidations (short,
 //! budgeted polls) under it, so the table and the hardware change together.
 
@@ -20,10 +20,10 @@ use spin::Mutex;
 /// Fault events kept per device for its owner before further ones are counted as lost.
 const EVENT_QUEUE: usize = 64;
 
-/// What the kernel keeps per registered device beside its ownership state.
-#[derive(Debug)]
+/// A registered device as the kernel sees it: its PCI record and its group.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Record {
-    pub(crate) device: PciDevice,
+    pub(crate) device: &'static PciDevice,
     pub(crate) group: u32,
 }
 
@@ -31,7 +31,6 @@ pub(crate) struct Record {
 #[derive(Debug)]
 pub(crate) struct Registry {
     pub(crate) table: OwnershipTable,
-    pub(crate) records: BTreeMap<Bdf, Record>,
     /// Releases to finish outside the lock: (device, owner whose claim ends).
     pub(crate) deferred: Vec<(Bdf, OwnerId)>,
     /// Owner names, for the report.
@@ -80,7 +79,6 @@ pub(crate) fn install(
 ) -> Result<usize, PassthroughError> {
     let mut registry = Registry {
         table: OwnershipTable::new(policy(limit)),
-        records: BTreeMap::new(),
         deferred: Vec::new(),
         owner_names: BTreeMap::new(),
         interrupt_remapping,
@@ -96,15 +94,8 @@ pub(crate) fn install(
             .table
             .register(device.bdf, GroupId::new(group))
             .map_err(PassthroughError::Ownership)?;
-        registry.records.insert(
-            device.bdf,
-            Record {
-                device: device.clone(),
-                group,
-            },
-        );
     }
-    let count = registry.records.len();
+    let count = registry.table.devices().count();
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut slot = REGISTRY.lock();
         if slot.is_some() {
@@ -116,11 +107,19 @@ pub(crate) fn install(
 }
 
 impl Registry {
-    /// The record of `bdf`.
-    pub(crate) fn record(&self, bdf: Bdf) -> Result<&Record, PassthroughError> {
-        self.records
-            .get(&bdf)
-            .ok_or(PassthroughError::NotRegistered(bdf))
+    /// The record of registered device `bdf`.
+    pub(crate) fn record(&self, bdf: Bdf) -> Result<Record, PassthroughError> {
+        let view = self
+            .table
+            .device(bdf)
+            .ok_or(PassthroughError::NotRegistered(bdf))?;
+        let device = crate::devices::all()
+            .and_then(|all| all.device(bdf))
+            .ok_or(PassthroughError::NotRegistered(bdf))?;
+        Ok(Record {
+            device,
+            group: view.group.get(),
+        })
     }
 
     /// Runs a table transition, mapping its error.
@@ -131,33 +130,29 @@ impl Registry {
         f(&mut self.table).map_err(PassthroughError::from)
     }
 
-    /// The members of `bdf`'s group.
+    /// The members of `group`.
     pub(crate) fn group_members(&self, group: u32) -> Vec<Bdf> {
-        self.records
-            .iter()
-            .filter(|(_, r)| r.group == group)
-            .map(|(bdf, _)| *bdf)
+        self.table
+            .devices()
+            .filter(|view| view.group == GroupId::new(group))
+            .map(|view| view.bdf)
             .collect()
     }
 
     /// Whether any member of `group` other than `except` is attached.
     pub(crate) fn other_member_attached(&self, group: u32, except: Bdf) -> bool {
-        self.group_members(group).into_iter().any(|bdf| {
-            bdf != except
-                && self
-                    .table
-                    .device(bdf)
-                    .is_some_and(|view| view.state.address_space().is_some())
+        self.table.devices().any(|view| {
+            view.group == GroupId::new(group)
+                && view.bdf != except
+                && view.state.address_space().is_some()
         })
     }
 
     /// One line per registered device: group, state, owner, address space and domain.
     pub(crate) fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for (bdf, record) in &self.records {
-            let Some(view) = self.table.device(*bdf) else {
-                continue;
-            };
+        for view in self.table.devices() {
+            let (bdf, group) = (&view.bdf, view.group.get());
             let owner = match view.state.owner() {
                 Some(owner) => format!(
                     "{owner} ({})",
@@ -165,13 +160,12 @@ impl Registry {
                 ),
                 None => "-".into(),
             };
-            let (space, domain) = match crate::vtd::attachment(record.group) {
+            let (space, domain) = match crate::vtd::attachment(group) {
                 Some((space, domain)) => (format!("{space}"), format!("{domain}")),
                 None => ("-".into(), "blocking".into()),
             };
             let mut line = format!(
-                "registry: {bdf} group {} state {} owner {owner} space {space} domain {domain}",
-                record.group,
+                "registry: {bdf} group {group} state {} owner {owner} space {space} domain {domain}",
                 super::state_name(view.state)
             );
             if let Some(why) = self.quarantine_reasons.get(bdf) {

@@ -116,7 +116,7 @@ fn finish_release(bdf: Bdf, owner: OwnerId) {
         }
         let record = registry.record(bdf)?;
         let group = record.group;
-        let device = record.device.clone();
+        let device = record.device;
         let detach = !registry.other_member_attached(group, bdf);
         Ok(Some((group, device, detach)))
     });
@@ -136,7 +136,7 @@ fn finish_release(bdf: Bdf, owner: OwnerId) {
         let config = config_space().map_err(|e| format!("{e:?}"))?;
         reset::bus_master(config, bdf, reset::BusMaster::Disabled)
             .map_err(|e| format!("bus mastering stays on: {e}"))?;
-        reset::mask_interrupts(config, &device)
+        reset::mask_interrupts(config, device)
             .map_err(|e| format!("interrupts not masked: {e}"))?;
         let revoked = crate::vtd::interrupt_remapping::revoke_device(bdf);
         if revoked > 0 {

@@ -8,10 +8,11 @@
 //! freed nor mapped elsewhere. The table, its frames and any buffer still mapped are freed
 //! when the last reference goes: the owner's handle and every attached group.
 
-use super::hw::{KernelClock, KernelTables};
+use super::hw::KernelTables;
 use super::iova::IovaAllocator;
 use super::{INVALIDATIONS, State, VtdError, with_state};
 use crate::dma::DmaBuffer;
+use crate::time::Monotonic;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -194,7 +195,7 @@ impl IoAddressSpace {
                 .map(iova, phys, PageSize::Size4K, Access::ReadWrite)
                 .map_err(VtdError::Map)?;
             let required = flush.invalidation(inner.caching_mode, inner.psi);
-            let proof = inner.invalidate_in(state, required)?;
+            let proof = invalidate_in(state, inner.unit, &inner.attachments, required)?;
             flush.complete(proof);
             address += 4096;
         }
@@ -219,6 +220,11 @@ impl IoAddressSpace {
 }
 
 impl SpaceInner {
+    /// [`invalidate`] for this space's attachments.
+    fn invalidate(&self, required: RequiredInvalidation) -> Result<InvalidationDone, VtdError> {
+        invalidate(self.unit, &self.attachments, required)
+    }
+
     pub(super) fn table(&self) -> &PageTable<KernelTables> {
         self.table
             .as_ref()
@@ -239,43 +245,47 @@ impl SpaceInner {
             attachments: self.attachments.len(),
         }
     }
+}
 
-    /// Issues `required` for every attachment (each group's domain ID on the unit) and waits;
-    /// the proof is minted only when all of them completed. With no attachment nothing can
-    /// cache this table (a detach invalidated its whole domain).
-    fn invalidate(&self, required: RequiredInvalidation) -> Result<InvalidationDone, VtdError> {
-        with_state(|state| self.invalidate_in(state, required))
-    }
+/// Issues `required` for every attachment (each group's domain ID on `unit`) and waits; the
+/// proof is minted only when all of them completed. With no attachment nothing can cache the
+/// table (a detach invalidated its whole domain).
+fn invalidate(
+    unit: usize,
+    attachments: &[(u32, DomainId)],
+    required: RequiredInvalidation,
+) -> Result<InvalidationDone, VtdError> {
+    with_state(|state| invalidate_in(state, unit, attachments, required))
+}
 
-    /// [`invalidate`](Self::invalidate) on `state` as given (bring-up's, not yet installed).
-    fn invalidate_in(
-        &self,
-        state: &mut State,
-        required: RequiredInvalidation,
-    ) -> Result<InvalidationDone, VtdError> {
-        let unit = state.units.get_mut(self.unit).ok_or(VtdError::WrongUnit)?;
-        let clock = KernelClock;
-        for &(_, domain) in &self.attachments {
-            match required.iotlb_scope(domain) {
-                Some(scope) => {
-                    unit.engine
-                        .invalidate_iotlb(&mut unit.tables, &clock, scope)
-                        .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?;
-                    INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
-                }
-                None => unit
-                    .engine
-                    .flush_write_buffer(&clock)
-                    .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?,
+/// [`invalidate`] on `state` as given (bring-up's, not yet installed).
+fn invalidate_in(
+    state: &mut State,
+    unit: usize,
+    attachments: &[(u32, DomainId)],
+    required: RequiredInvalidation,
+) -> Result<InvalidationDone, VtdError> {
+    let unit = state.units.get_mut(unit).ok_or(VtdError::WrongUnit)?;
+    for &(_, domain) in attachments {
+        match required.iotlb_scope(domain) {
+            Some(scope) => {
+                unit.engine
+                    .invalidate_iotlb(&mut unit.tables, &Monotonic, scope)
+                    .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?;
+                INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
             }
+            None => unit
+                .engine
+                .flush_write_buffer(&Monotonic)
+                .map_err(|e| VtdError::Hardware(alloc::format!("{e}")))?,
         }
-        // SAFETY: every domain this table is attached under (one per attached group, all
-        // on this unit: attach refuses other units) has completed the invalidation the
-        // token asked for, or the write-buffer flush a map without caching mode needs;
-        // without attachments no context entry points at the table and the detach that
-        // removed the last one invalidated its domain. KernelTables flushed the writes.
-        Ok(unsafe { InvalidationDone::assume_invalidated() })
     }
+    // SAFETY: every domain this table is attached under (one per attached group, all on this
+    // unit: attach refuses other units) has completed the invalidation the token asked for,
+    // or the write-buffer flush a map without caching mode needs; without attachments no
+    // context entry points at the table and the detach that removed the last one invalidated
+    // its domain. KernelTables flushed the writes.
+    Ok(unsafe { InvalidationDone::assume_invalidated() })
 }
 
 impl Drop for SpaceInner {

@@ -9,12 +9,13 @@
 //! every unit translates. On any failure every unit is turned off again and the reason returned.
 
 use super::groups::{self, GroupContext, GroupPlacement, point_group};
-use super::hw::{KernelClock, KernelTables, MmioRegisters};
+use super::hw::{KernelTables, MmioRegisters};
 use super::{
     IoAddressSpace, ReservedRegion, STATE, State, Summary, Unit, UnitDescription, VtdError,
     context_for, domain_ids::DomainIds, faults, interrupt_remapping,
 };
 use crate::cmdline::{CommandLine, InvalidationChoice};
+use crate::time::Monotonic;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
@@ -91,7 +92,7 @@ fn bring_up(
     install_fault_reporting(state)?;
     // Every context entry is in place: only now may DMA be translated.
     for (index, unit) in state.units.iter_mut().enumerate() {
-        unit.engine.enable_translation(&KernelClock).map_err(|e| {
+        unit.engine.enable_translation(&Monotonic).map_err(|e| {
             format!(
                 "unit {index} at {:#x}: enabling translation: {e}",
                 unit.description.base
@@ -155,7 +156,7 @@ fn prepare_unit(
         unreachable!("the unit was just pushed");
     };
     unit.engine
-        .prepare(&mut unit.tables, &KernelClock, mode)
+        .prepare(&mut unit.tables, &Monotonic, mode)
         .map_err(|e| {
             format!(
                 "unit {index} at {:#x}: preparing translation: {e}",
@@ -278,7 +279,7 @@ fn install_fault_reporting(state: &mut State) -> Result<(), String> {
 fn abandon(mut state: State) {
     let mut all_off = true;
     for unit in &mut state.units {
-        if let Err(error) = unit.engine.disable(&KernelClock) {
+        if let Err(error) = unit.engine.disable(&Monotonic) {
             all_off = false;
             crate::error!(
                 "dmar",

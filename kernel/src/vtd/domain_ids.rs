@@ -4,7 +4,7 @@
 //! used the ID were cleared and the context cache and IOTLB for it were invalidated.
 
 use alloc::collections::BTreeSet;
-use moat_iommu::entries::{DomainId, DomainLimit};
+use moat_iommu::entries::{DomainId, DomainIdAllocator, DomainLimit};
 
 /// Proof that no context entry names a domain ID any more and that the unit holds nothing
 /// cached for it. Created only by the detach path in this module's parent.
@@ -28,8 +28,8 @@ impl Retired {
 #[derive(Debug)]
 pub(super) struct DomainIds {
     limit: DomainLimit,
-    /// Never handed out yet: `next..limit`.
-    next: u32,
+    /// IDs never handed out yet, from 1 below the limit.
+    fresh: DomainIdAllocator,
     /// Handed out, then retired: reused lowest first.
     returned: BTreeSet<u16>,
     in_use: usize,
@@ -40,7 +40,7 @@ impl DomainIds {
     pub(super) fn new(limit: DomainLimit) -> Self {
         Self {
             limit,
-            next: 1,
+            fresh: DomainIdAllocator::new(),
             returned: BTreeSet::new(),
             in_use: 0,
         }
@@ -48,16 +48,10 @@ impl DomainIds {
 
     /// A free ID, or `None` when every ID of the unit is in use.
     pub(super) fn allocate(&mut self) -> Option<DomainId> {
-        let raw = match self.returned.pop_first() {
-            Some(raw) => raw,
-            None if self.next < self.limit.count() => {
-                let raw = u16::try_from(self.next).ok()?;
-                self.next += 1;
-                raw
-            }
-            None => return None,
+        let id = match self.returned.pop_first() {
+            Some(raw) => DomainId::new(raw, self.limit).ok()?,
+            None => self.fresh.allocate(self.limit).ok()?,
         };
-        let id = DomainId::new(raw, self.limit).ok()?;
         self.in_use += 1;
         Some(id)
     }

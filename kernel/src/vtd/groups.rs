@@ -11,8 +11,8 @@
 
 use super::address_space::{IoAddressSpace, SharedSpace, SpaceInner};
 use super::domain_ids::Retired;
-use super::hw::KernelClock;
 use super::{State, VtdError, context_for, with_state};
+use crate::time::Monotonic;
 use alloc::format;
 use alloc::vec::Vec;
 use moat_iommu::Bdf;
@@ -73,7 +73,7 @@ pub(super) fn point_group(
         rollback,
     }) = unit
         .engine
-        .set_group_context(&mut unit.tables, &KernelClock, &sources, entry)
+        .set_group_context(&mut unit.tables, &Monotonic, &sources, entry)
     else {
         return Ok(());
     };

@@ -1,10 +1,10 @@
-//! The kernel's side of the remapping engine's three traits: VT-d registers through uncached
+//! The kernel's side of two of the remapping engine's traits: VT-d registers through uncached
 //! MMIO, table frames from the frame allocator (with cache-line flushes when the unit does not
-//! snoop), and the TSC clock.
+//! snoop). The engine's clock is the kernel's `time::Monotonic`.
 
 use crate::arch::io::{self, Mmio};
 use crate::physmem;
-use moat_iommu::engine::{Clock, Offset32, Offset64, Registers};
+use moat_iommu::engine::{Offset32, Offset64, Registers};
 use moat_iommu::entries::PhysAddr;
 use moat_iommu::paging::{OutOfMemory, TableMemory};
 
@@ -99,15 +99,5 @@ impl TableMemory for KernelTables {
         if !self.coherent {
             io::flush_cache_line(address);
         }
-    }
-}
-
-/// The monotonic clock.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct KernelClock;
-
-impl Clock for KernelClock {
-    fn now_us(&self) -> u64 {
-        crate::time::now_ns() / 1000
     }
 }

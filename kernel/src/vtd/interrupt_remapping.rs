@@ -6,9 +6,9 @@
 //! kept: MSIs are then not isolated, and the ownership layer refuses MSI devices unless
 //! `iommu.allow_unsafe_interrupts`.
 
-use super::hw::KernelClock;
 use super::{State, with_state};
 use crate::arch::device_vectors::DeviceVector;
+use crate::time::Monotonic;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -79,7 +79,7 @@ fn enable_all(state: &mut State) -> Result<u32, String> {
     let mut tables = Vec::new();
     let mut failure = None;
     for (index, unit) in state.units.iter_mut().enumerate() {
-        match InterruptRemapping::enable(&mut unit.engine, &mut unit.tables, &KernelClock, size) {
+        match InterruptRemapping::enable(&mut unit.engine, &mut unit.tables, &Monotonic, size) {
             Ok(table) => tables.push(Some(table)),
             Err(error) => {
                 failure = Some(format!(
@@ -94,7 +94,7 @@ fn enable_all(state: &mut State) -> Result<u32, String> {
         // All or nothing: turn it off again where it came on.
         for (unit, table) in state.units.iter_mut().zip(tables) {
             if let Some(table) = table
-                && let Err(error) = table.disable(&mut unit.engine, &mut unit.tables, &KernelClock)
+                && let Err(error) = table.disable(&mut unit.engine, &mut unit.tables, &Monotonic)
             {
                 crate::error!(
                     "dmar",
@@ -191,7 +191,7 @@ fn allocate_in(
         .and_then(Option::as_mut)
         .ok_or(InterruptError::Unavailable("the unit has no table".into()))?;
     let handle = table
-        .allocate(&mut unit.engine, &mut unit.tables, &KernelClock, interrupt)
+        .allocate(&mut unit.engine, &mut unit.tables, &Monotonic, interrupt)
         .map_err(InterruptError::Engine)?;
     LIVE.lock().push((unit_index, handle, device));
     Ok((unit_index, handle, source))
@@ -264,7 +264,7 @@ impl Drop for RemappedVector {
             let mut tables = TABLES.lock();
             Ok(match tables.get_mut(unit_index).and_then(Option::as_mut) {
                 Some(table) => table
-                    .release(&mut unit.engine, &mut unit.tables, &KernelClock, handle)
+                    .release(&mut unit.engine, &mut unit.tables, &Monotonic, handle)
                     .map_err(|error| format!("{error}")),
                 None => Err("the unit has no table".into()),
             })
@@ -303,7 +303,7 @@ pub(crate) fn revoke_device(device: Bdf) -> usize {
                 return true;
             };
             let unit = &mut state.units[unit_index];
-            match table.release(&mut unit.engine, &mut unit.tables, &KernelClock, handle) {
+            match table.release(&mut unit.engine, &mut unit.tables, &Monotonic, handle) {
                 Ok(()) => {
                     revoked += 1;
                     false

@@ -122,7 +122,7 @@ fn released_dma_is_blocked(
             | pci_types::CommandRegister::BUS_MASTER_ENABLE,
     );
     let before = faults::interrupts_taken();
-    let result = moat_edu::Edu::new(super::super::rig::RawWindow(window))
+    let result = moat_edu::Edu::new(super::super::rig::Window(window))
         .map_err(err)
         .and_then(|mut edu| {
             edu.transfer(
@@ -141,7 +141,7 @@ fn released_dma_is_blocked(
         .map_err(err)?;
     msi.enable(config);
     let delivered_before = moat_kernel::arch::device_vectors::deliveries(leaked_vector);
-    let raised = moat_edu::Edu::new(super::super::rig::RawWindow(
+    let raised = moat_edu::Edu::new(super::super::rig::Window(
         moat_kernel::dma::RegisterWindow::map_privileged(&crate::ROOT, bar.address, bar.size)
             .map_err(err)?,
     ))

@@ -7,7 +7,7 @@ use crate::dma::DmaBuffer;
 use crate::vtd::VtdError;
 use alloc::vec::Vec;
 use moat_iommu::entries::{Access, Iova, PageSize, PhysAddr};
-use moat_iommu::paging::{InvalidationDone, MapFlush, UnmapFlush};
+use moat_iommu::paging::{MapCompletionError, MapFlush, UnmapFlush};
 
 impl SpaceInner {
     pub(super) fn map(&mut self, buffer: DmaBuffer, access: Access) -> Result<Iova, MapFailure> {
@@ -56,81 +56,56 @@ impl SpaceInner {
             offset += size.bytes();
         }
         let iova = Iova::new_truncate(start);
-        let completed = match flush {
-            Some(flush) if error.is_none() => {
-                let required = flush.invalidation(self.caching_mode, self.psi);
-                match self.invalidate(required) {
-                    Ok(proof) => {
-                        flush.complete(proof);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // The leaves are written but may be invisible: take them out again.
-                        error = Some(e);
-                        flush.complete(self.proof_for_unseen_map());
-                        Err(())
-                    }
-                }
-            }
-            Some(flush) => {
-                flush.complete(self.proof_for_unseen_map());
-                Err(())
-            }
-            None => Err(()),
+        let Some(flush) = flush else {
+            // Nothing was mapped: nothing to take out or invalidate.
+            self.iovas.release(start, len);
+            return Err(fail(error.unwrap_or(VtdError::NoIovaSpace), buffer));
         };
-        if completed.is_ok() {
-            self.buffers.insert(start, Mapped { buffer });
-            return Ok(iova);
-        }
-        let error = error.unwrap_or(VtdError::NoIovaSpace);
-        // Undo the part that was mapped; the buffer is safe to hand back only if that undo
-        // was invalidated.
-        let end = Iova::new_truncate(start + offset);
-        match self.table_mut().unmap(iova..end) {
-            Ok(undo) => match self.invalidate(undo.invalidation(self.psi)) {
-                Ok(proof) => {
-                    if let Err(foreign) = self.table_mut().complete_unmap(undo, proof) {
-                        unreachable!("our own token: {foreign:?}");
-                    }
-                    self.iovas.release(start, len);
-                    Err(fail(error, buffer))
-                }
-                Err(_) => {
-                    crate::error!(
-                        "vtd",
-                        "space {}: undoing a failed map at {start:#x} could not be invalidated; the buffer stays held",
-                        self.id
-                    );
-                    self.stranded_buffers.push(buffer);
-                    self.stranded_flushes.push(undo);
-                    Err(MapFailure {
-                        error,
-                        buffer: None,
-                    })
-                }
-            },
-            Err(unmap_error) => {
+        // A map that failed part-way is abandoned before anyone was told its IOVA: its own
+        // invalidation is declined (with the map's error), so `complete_map` takes the pages
+        // out again and invalidates that removal for real.
+        let mut abandon = error.clone();
+        let (unit, caching_mode, psi) = (self.unit, self.caching_mode, self.psi);
+        let attachments = &self.attachments;
+        let table = self
+            .table
+            .as_mut()
+            .expect("the table exists until the space is dropped");
+        let completed =
+            table.complete_map(flush, caching_mode, psi, |required| match abandon.take() {
+                Some(error) => Err(error),
+                None => super::invalidate(unit, attachments, required),
+            });
+        match completed {
+            Ok(()) => {
+                self.buffers.insert(start, Mapped { buffer });
+                Ok(iova)
+            }
+            Err(MapCompletionError::RolledBack { error: failure }) => {
+                self.iovas.release(start, len);
+                Err(fail(error.unwrap_or(failure), buffer))
+            }
+            Err(MapCompletionError::RollbackPending {
+                error: failure,
+                flush,
+                ..
+            }) => {
                 crate::error!(
                     "vtd",
-                    "space {}: undoing a failed map at {start:#x}: {unmap_error:?}; the buffer stays held",
+                    "space {}: undoing a failed map at {start:#x} could not be invalidated; the buffer stays held",
                     self.id
                 );
-                self.buffers.insert(start, Mapped { buffer });
+                self.stranded_buffers.push(buffer);
+                self.stranded_flushes.push(*flush);
                 Err(MapFailure {
-                    error,
+                    error: error.unwrap_or(failure),
                     buffer: None,
                 })
             }
+            Err(MapCompletionError::Foreign(token)) => {
+                unreachable!("a token of this space's own table: {token:?}")
+            }
         }
-    }
-
-    /// A map that is being undone before anyone was told its IOVA: no device was given the
-    /// address, and the undo is invalidated before the frames or IOVAs are reused.
-    fn proof_for_unseen_map(&self) -> InvalidationDone {
-        // SAFETY: the map token only records that leaves were written; it guards no frame or
-        // IOVA. The caller unmaps the same range next and completes that unmap with a real
-        // invalidation before anything is reused.
-        unsafe { InvalidationDone::assume_invalidated() }
     }
 
     pub(super) fn unmap_many(&mut self, iovas: &[Iova]) -> Result<Vec<DmaBuffer>, VtdError> {
