@@ -28,7 +28,13 @@ pub fn settle() {
 /// Attributes every fault the interrupt handler queued to the group of its source ID and the
 /// device(s) behind that ID, and queues it to their owner.
 fn route_faults() {
-    let records = crate::vtd::faults::take_for_routing();
+    let (records, dropped) = crate::vtd::faults::take_for_routing();
+    if dropped > 0 {
+        crate::error!(
+            "registry",
+            "{dropped} DMA fault(s) arrived faster than they were routed and reached no owner"
+        );
+    }
     if records.is_empty() {
         return;
     }

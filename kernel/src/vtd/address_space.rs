@@ -77,19 +77,6 @@ pub struct MapFailure {
     pub buffer: Option<DmaBuffer>,
 }
 
-/// Figures for the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpaceStats {
-    /// The space's number.
-    pub id: u32,
-    /// Buffers mapped.
-    pub buffers: usize,
-    /// Bytes mapped.
-    pub mapped_bytes: u64,
-    /// Groups attached.
-    pub attachments: usize,
-}
-
 impl IoAddressSpace {
     /// An empty space on the first remapping unit whose IOVAs stay below `2^dma_bits` (the
     /// device's DMA mask; the table's own limit applies too). Groups of other units cannot
@@ -212,11 +199,6 @@ impl IoAddressSpace {
     pub fn translate(&self, iova: Iova) -> Option<moat_iommu::paging::Translation> {
         self.shared.lock().table().translate(iova)
     }
-
-    /// Figures for the report.
-    pub fn stats(&self) -> SpaceStats {
-        self.shared.lock().stats()
-    }
 }
 
 impl SpaceInner {
@@ -235,15 +217,6 @@ impl SpaceInner {
         self.table
             .as_mut()
             .expect("the table exists until the space is dropped")
-    }
-
-    pub(super) fn stats(&self) -> SpaceStats {
-        SpaceStats {
-            id: self.id,
-            buffers: self.buffers.len(),
-            mapped_bytes: self.buffers.values().map(|m| m.buffer.len()).sum(),
-            attachments: self.attachments.len(),
-        }
     }
 }
 

@@ -33,14 +33,15 @@ static RECENT: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
 static ROUTING: spin::Mutex<Ring> = spin::Mutex::new(([None; RECENT_SLOTS], 0));
 static ROUTING_DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Takes the records waiting to be routed, oldest first.
-pub(crate) fn take_for_routing() -> alloc::vec::Vec<(u16, FaultRecord)> {
-    x86_64::instructions::interrupts::without_interrupts(|| take_ring(&mut ROUTING.lock()))
-}
-
-/// Faults that could not be routed because the routing queue was full.
-pub fn routing_dropped() -> u64 {
-    ROUTING_DROPPED.load(Ordering::Relaxed)
+/// Takes the records waiting to be routed, oldest first, and how many were dropped since the
+/// last take because the routing queue was full.
+pub(crate) fn take_for_routing() -> (alloc::vec::Vec<(u16, FaultRecord)>, u64) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        (
+            take_ring(&mut ROUTING.lock()),
+            ROUTING_DROPPED.swap(0, Ordering::Relaxed),
+        )
+    })
 }
 
 fn take_ring(ring: &mut Ring) -> alloc::vec::Vec<(u16, FaultRecord)> {

@@ -28,7 +28,7 @@ use moat_iommu::entries::{ContextEntry, ContextTranslation, DomainId, FaultProce
 use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
 
-pub use address_space::{IoAddressSpace, MapFailure, SpaceStats};
+pub use address_space::{IoAddressSpace, MapFailure};
 pub use bring_up::init;
 pub use groups::{
     GroupPlacement, attachment, group_of, group_of_requester, members, requester_ids,
@@ -145,10 +145,6 @@ pub fn isolation_available() -> bool {
 
 /// Records that remapping is off and says so in one line (the composition root's decision).
 pub fn turn_off(_root: &crate::privilege::Privileged, reason: String) {
-    turn_off_internal(reason);
-}
-
-pub(crate) fn turn_off_internal(reason: String) {
     crate::error!(
         "dmar",
         "DMA remapping off: {reason}; DMA isolation unavailable"
@@ -174,17 +170,6 @@ pub(crate) fn context_for(table: &PageTable<KernelTables>, domain: DomainId) -> 
 pub fn has_reserved_memory(group: u32) -> bool {
     with_state(|state| Ok(state.groups.get(&group).is_some_and(|c| c.reserved_memory)))
         .unwrap_or(false)
-}
-
-/// The unit that translates for `bdf`.
-pub fn unit_of(bdf: Bdf) -> Result<usize, VtdError> {
-    with_state(|state| {
-        let group = state
-            .device_groups
-            .get(&bdf)
-            .ok_or(VtdError::NotTranslated(bdf))?;
-        Ok(state.groups[group].unit)
-    })
 }
 
 /// Every unit's register window (base, length): never handed to anyone as a BAR.
