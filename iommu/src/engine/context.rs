@@ -7,6 +7,7 @@ use super::unit::{RemappingUnit, UnitError};
 use super::{Clock, Registers};
 use crate::entries::{
     ContextCacheScope, ContextEntry, DomainId, FunctionMask, IotlbScope, RootEntry, SourceId,
+    TranslationType,
 };
 use crate::paging::TableMemory;
 use alloc::vec::Vec;
@@ -98,8 +99,10 @@ impl<R: Registers> RemappingUnit<R> {
     /// device, then the IOTLB of its old domain), the new one is written with P last, and with
     /// CAP.CM the not-present-to-present change is invalidated too, under DID 0.
     ///
-    /// A present `entry` must carry a DID this unit accepts (1 up to CAP.ND's limit); otherwise
-    /// nothing is changed and [`UnitError::InvalidDomainId`] is returned.
+    /// A present `entry` must carry a DID this unit accepts (1 up to CAP.ND's limit) and a
+    /// translation type it offers (pass-through only with ECAP.PT, device-TLB only with
+    /// ECAP.DT); otherwise nothing is changed and [`UnitError::InvalidDomainId`] or
+    /// [`UnitError::UnsupportedTranslationType`] is returned.
     pub fn set_context(
         &mut self,
         memory: &mut dyn TableMemory,
@@ -112,6 +115,9 @@ impl<R: Registers> RemappingUnit<R> {
             return Err(UnitError::InvalidDomainId {
                 domain: entry.domain_id(),
             });
+        }
+        if entry.is_present() {
+            self.check_translation_type(entry)?;
         }
         let bus = usize::from(source.get() >> 8);
         let root_entry =
@@ -158,6 +164,30 @@ impl<R: Registers> RemappingUnit<R> {
             self.flush_write_buffer(clock)?;
         }
         Ok(())
+    }
+
+    /// Whether this unit offers the translation type `entry` asks for (VT-d spec 9.3: TT = 1
+    /// needs ECAP.DT, TT = 2 needs ECAP.PT, TT = 3 is reserved).
+    fn check_translation_type(&self, entry: ContextEntry) -> Result<(), UnitError> {
+        let offered = match entry.translation_type() {
+            Some(TranslationType::MultiLevel) => true,
+            Some(TranslationType::DeviceTlb) => self.extended_capability().device_tlb(),
+            Some(TranslationType::PassThrough) => self.extended_capability().pass_through(),
+            None => false,
+        };
+        if offered {
+            Ok(())
+        } else {
+            Err(UnitError::UnsupportedTranslationType {
+                translation_type: entry.translation_type(),
+            })
+        }
+    }
+
+    /// Whether context entries on this unit may pass DMA through untranslated (ECAP.PT): the
+    /// benchmark's yardstick, never an isolation mode.
+    pub fn offers_pass_through(&self) -> bool {
+        self.extended_capability().pass_through()
     }
 
     /// Points every requester ID in `sources` at `entry` together: an IOMMU group's de-

@@ -7,7 +7,9 @@ use super::invalidate::{InvalidationError, InvalidationMode, Invalidator};
 use super::queue::InvalidationErrorCounts;
 use super::registers::{self, Capability, ECAP, ExtendedCapability, GSTS, Global};
 use super::{Clock, PollTimeout, Registers};
-use crate::entries::{ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr};
+use crate::entries::{
+    ContextCacheScope, DomainLimit, Drain, IotlbScope, PhysAddr, TranslationType,
+};
 use crate::paging::{Geometry, Levels, SuperpageSupport, TableMemory};
 
 /// Why a unit could not be brought up or changed.
@@ -41,6 +43,13 @@ pub enum UnitError {
     InvalidDomainId {
         /// The DID field of the entry.
         domain: u16,
+    },
+    /// A context entry asks for a translation type the unit does not offer: pass-through
+    /// (TT = 2) without ECAP.PT, device-TLB (TT = 1) without ECAP.DT, or the reserved TT = 3
+    /// (VT-d spec 9.3; QEMU faults such an entry with reason 3 at the first DMA).
+    UnsupportedTranslationType {
+        /// The TT field of the entry (`None`: the reserved value 3).
+        translation_type: Option<TranslationType>,
     },
 }
 
@@ -78,6 +87,14 @@ impl core::fmt::Display for UnitError {
             Self::InvalidDomainId { domain } => {
                 write!(f, "domain ID {domain} is reserved or beyond CAP.ND")
             }
+            Self::UnsupportedTranslationType { translation_type } => match translation_type {
+                Some(kind) => write!(
+                    f,
+                    "context translation type {kind:?} is not offered by this unit \
+                     (pass-through needs ECAP.PT, device-TLB needs ECAP.DT)"
+                ),
+                None => write!(f, "context translation type 3 is reserved"),
+            },
         }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) enum Lookup {
     Blocked,
     /// Translated through the context entry with this DID.
     Translated { domain: u16 },
+    /// Passed through untranslated (TT = 2) by the context entry with this DID.
+    PassThrough { domain: u16 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -69,7 +71,7 @@ impl Caches {
         }
         let found = walk();
         let tag = match found {
-            Lookup::Translated { domain } => domain,
+            Lookup::Translated { domain } | Lookup::PassThrough { domain } => domain,
             Lookup::Blocked if caching_mode => 0,
             Lookup::Blocked => return found,
         };

@@ -6,7 +6,9 @@
 //! panics (compatibility-format interrupts must stay blocked). When GSTS.TES turns on, the
 //! context entries present at that moment are recorded, so a test sees which entries were
 //! written before translation started and which only after. Chosen context-cache
-//! invalidations can be made to fail, through either interface.
+//! invalidations can be made to fail, through either interface. A DMA lookup honours the
+//! context entry's TT: pass-through (2) only with ECAP.PT, any other type it does not offer
+//! is blocked and recorded as a violation.
 
 mod caches;
 mod queue;
@@ -219,7 +221,19 @@ impl SimUnit {
                     "context entry of {source:#x} uses DID {domain}, not below CAP.ND's {limit}"
                 ));
             }
-            Lookup::Translated { domain }
+            // TT (bits 3:2): 2 passes the request through, and only with ECAP.PT; QEMU faults
+            // any other type it does not offer with reason 3 (here: blocked, and a violation).
+            match (table[index] >> 2) & 3 {
+                0 => Lookup::Translated { domain },
+                2 if ExtendedCapability(self.ecap).pass_through() => Lookup::PassThrough { domain },
+                other => {
+                    caches.violations.push(format!(
+                        "context entry of {source:#x} uses TT {other}, not offered (ECAP {:#x})",
+                        self.ecap
+                    ));
+                    Lookup::Blocked
+                }
+            }
         };
         let found = walk();
         self.caches

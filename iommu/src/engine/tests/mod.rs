@@ -6,6 +6,7 @@ mod enable_order;
 mod faults;
 mod group_context;
 mod map_rollback;
+mod pass_through;
 mod queue_errors;
 
 use super::fault::Access;
