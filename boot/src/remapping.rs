@@ -10,7 +10,7 @@ use moat_iommu::group::Groups;
 use moat_kernel::cmdline::CommandLine;
 use moat_kernel::pci::Enumeration;
 use moat_kernel::vtd::topology::EnumeratedTopology;
-use moat_kernel::vtd::{self, GroupPlacement, ReservedRegion, UnitDescription};
+use moat_kernel::vtd::{self, GroupPlacement, PassThroughChoice, ReservedRegion, UnitDescription};
 
 /// Brings remapping up; returns the report lines.
 pub(crate) fn bring_up(
@@ -200,6 +200,25 @@ fn enable(
             placement.unit,
             sources.join(" ")
         ));
+    }
+    for choice in &summary.pass_through {
+        match choice {
+            PassThroughChoice::Selected {
+                device,
+                group,
+                members,
+            } => {
+                let members: Vec<String> = members.iter().map(ToString::to_string).collect();
+                lines.push(format!(
+                    "  pass-through: group {group}: {} (iommu.passthrough={device}): benchmark \
+                     yardstick, no isolation once attached",
+                    members.join(" ")
+                ));
+            }
+            PassThroughChoice::Refused { device, reason } => lines.push(format!(
+                "  pass-through refused for {device} (iommu.passthrough): {reason}; it stays translated"
+            )),
+        }
     }
     if summary.identity_mapped.is_empty() {
         lines.push("  rmrr: none".into());

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::log::Level;
+use moat_iommu::Bdf;
 
 /// Every option the kernel understands, as `(syntax, one-line help)`, for the README and the
 /// boot report.
@@ -40,6 +41,10 @@ pub const OPTIONS: &[(&str, &str)] = &[
     (
         "iommu.allow_unsafe_interrupts",
         "without interrupt remapping, still let owners bind devices that use MSI/MSI-X",
+    ),
+    (
+        "iommu.passthrough=BDF[,BDF...]",
+        "benchmark yardstick only: these devices' groups pass DMA through untranslated (no isolation)",
     ),
 ];
 
@@ -87,6 +92,9 @@ pub struct CommandLine {
     pub fault_limit: FaultLimit,
     /// `iommu.allow_unsafe_interrupts`: MSI devices may be bound without interrupt remapping.
     pub allow_unsafe_interrupts: bool,
+    /// `iommu.passthrough=`: devices whose groups get pass-through context entries (TT = 2)
+    /// when attached, as the benchmark's yardstick. Their DMA is not isolated.
+    pub passthrough: Vec<Bdf>,
     /// Everything that was wrong with the line, in the order it was found.
     pub problems: Vec<Problem>,
 }
@@ -204,6 +212,7 @@ impl CommandLine {
                 no_value(value, "iommu.allow_unsafe_interrupts takes no value")?;
                 self.allow_unsafe_interrupts = true;
             }
+            "iommu.passthrough" => self.passthrough = device_list(value)?,
             "" => return Err(Rejection::Malformed("option name must not be empty")),
             _ => return Err(Rejection::Unknown),
         }
@@ -245,6 +254,26 @@ fn log_level(value: Option<&str>) -> Result<Level, Rejection> {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses `BDF[,BDF...]` (each `BB:DD.F` or `SSSS:BB:DD.F`, hexadecimal), no device twice.
+fn device_list(value: Option<&str>) -> Result<Vec<Bdf>, Rejection> {
+    const WHY: &str =
+        "iommu.passthrough takes PCI addresses separated by commas, e.g. 00:03.0,00:04.0";
+    let list = value
+        .filter(|v| !v.is_empty())
+        .ok_or(Rejection::Malformed(WHY))?;
+    let mut devices = Vec::new();
+    for text in list.split(',') {
+        let bdf: Bdf = text.parse().map_err(|_| Rejection::Malformed(WHY))?;
+        if devices.contains(&bdf) {
+            return Err(Rejection::Malformed(
+                "iommu.passthrough names a device twice",
+            ));
+        }
+        devices.push(bdf);
+    }
+    Ok(devices)
+}
 
 /// Parses `N/MSms`, both positive.
 fn fault_limit(value: Option<&str>) -> Result<FaultLimit, Rejection> {

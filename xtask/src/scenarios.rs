@@ -226,6 +226,31 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
         ]),
     ));
     list.push(kernel(
+        "dma-passthrough",
+        &Machine::dma(""),
+        image,
+        "test=dma-passthrough iommu.passthrough=00:04.0,00:09.0",
+        Expect::success([
+            "pass-through: group 2: 0000:00:04.0 (iommu.passthrough=0000:00:04.0): benchmark yardstick",
+            "pass-through refused for 0000:00:09.0 (iommu.passthrough): no remapping unit translates this device",
+            "dma-passthrough: 0000:00:04.0 copied 1024 bytes out of PA",
+            "dmar fault: source=0000:02:00.0",
+            "access=write reason=0x05",
+            "pass-through: benchmark yardstick, no isolation",
+            "dma-passthrough: ok",
+            "scenario `dma-passthrough` passed",
+        ]),
+    ));
+    list.push(kernel(
+        "passthrough-refused-without-ecap-pt",
+        &Machine::dma("pt=off"),
+        image,
+        "poweroff iommu.passthrough=00:04.0",
+        Expect::success([
+            "pass-through refused for 0000:00:04.0 (iommu.passthrough): its remapping unit lacks ECAP.PT; it stays translated",
+        ]),
+    ));
+    list.push(kernel(
         "bind-refused-without-interrupt-remapping",
         &Machine::dma(""),
         image,

@@ -6,6 +6,7 @@
 mod dma;
 mod irq;
 mod ownership;
+mod pass_through;
 mod reset;
 mod rig;
 
@@ -17,6 +18,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 /// The families, in the order `run` asks them.
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
+    (pass_through::SCENARIOS, pass_through::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (reset::SCENARIOS, reset::run),

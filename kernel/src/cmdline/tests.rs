@@ -176,6 +176,7 @@ fn every_option_is_documented_and_parses() {
             "iommu=on|off" => "iommu=off".to_string(),
             "iommu.invalidation=register|queued" => "iommu.invalidation=queued".to_string(),
             "iommu.fault_limit=N/MSms" => "iommu.fault_limit=8/1000ms".to_string(),
+            "iommu.passthrough=BDF[,BDF...]" => "iommu.passthrough=00:03.0".to_string(),
             other => other.to_string(),
         };
         assert!(example.starts_with(key));
@@ -306,4 +307,38 @@ fn fault_limit_and_unsafe_interrupts() {
             parsed.problems
         );
     }
+}
+
+#[test]
+fn passthrough_devices() {
+    let parsed = parse("iommu.passthrough=00:03.0,0000:1f:04.7");
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    assert_eq!(
+        parsed.passthrough,
+        vec![
+            Bdf::new(0, 0, 3, 0).unwrap(),
+            Bdf::new(0, 0x1f, 4, 7).unwrap()
+        ]
+    );
+    assert!(parse("").passthrough.is_empty());
+    const WHY: &str =
+        "iommu.passthrough takes PCI addresses separated by commas, e.g. 00:03.0,00:04.0";
+    for bad in [
+        "iommu.passthrough",
+        "iommu.passthrough=",
+        "iommu.passthrough=00:03.0,",
+        "iommu.passthrough=00:03",
+        "iommu.passthrough=00:20.0",
+        "iommu.passthrough=00:03.8",
+        "iommu.passthrough=all",
+    ] {
+        let parsed = parse(bad);
+        assert_eq!(parsed.problems, vec![malformed(bad, WHY)], "{bad}");
+        assert!(parsed.passthrough.is_empty(), "{bad}");
+    }
+    let twice = "iommu.passthrough=00:03.0,0000:00:03.0";
+    assert_eq!(
+        parse(twice).problems,
+        vec![malformed(twice, "iommu.passthrough names a device twice")]
+    );
 }

@@ -127,6 +127,18 @@ impl Bound {
         self.group
     }
 
+    /// How the device's DMA is translated once attached: [`Translation::Strict`] (through
+    /// the address space: give the device IOVAs of buffers mapped there), or
+    /// [`Translation::PassThrough`] when `iommu.passthrough=` named its group for the
+    /// benchmark's yardstick (the device is given physical addresses, nothing is mapped or
+    /// invalidated for it, and it is not isolated).
+    ///
+    /// [`Translation::Strict`]: crate::vtd::Translation::Strict
+    /// [`Translation::PassThrough`]: crate::vtd::Translation::PassThrough
+    pub fn translation(&self) -> crate::vtd::Translation {
+        crate::vtd::translation_of(self.group)
+    }
+
     /// Devices of the group the owner holds (`owner_cnt`).
     pub fn owner_count(&self) -> u32 {
         let group = moat_iommu::ownership::GroupId::new(self.group);

@@ -23,6 +23,7 @@ mod interrupts;
 mod registry;
 mod release;
 
+pub use crate::vtd::Translation;
 pub use config::ConfigDenied;
 pub use handle::{BarWindow, Bound, Parked, open};
 pub use interrupts::Interrupt;

@@ -171,6 +171,9 @@ impl Registry {
             if let Some(why) = self.quarantine_reasons.get(bdf) {
                 line.push_str(&format!(" ({why})"));
             }
+            if crate::vtd::translation_of(group) == crate::vtd::Translation::PassThrough {
+                line.push_str(" pass-through: benchmark yardstick, no isolation");
+            }
             lines.push(line);
         }
         lines

@@ -12,7 +12,7 @@ use super::groups::{self, GroupContext, GroupPlacement, point_group};
 use super::hw::{KernelTables, MmioRegisters};
 use super::{
     IoAddressSpace, ReservedRegion, STATE, State, Summary, Unit, UnitDescription, VtdError,
-    context_for, domain_ids::DomainIds, faults, interrupt_remapping,
+    context_for, domain_ids::DomainIds, faults, interrupt_remapping, pass_through,
 };
 use crate::cmdline::{CommandLine, InvalidationChoice};
 use crate::time::Monotonic;
@@ -72,6 +72,7 @@ fn bring_up(
         prepare_unit(options, index, description, state)?;
     }
     let blocked = block_groups(groups, state)?;
+    let pass_through = pass_through::select(state, &options.passthrough);
     let mut identity_mapped = Vec::new();
     // One identity space per group, whatever the number of RMRRs naming its devices.
     let mut spaces = alloc::collections::BTreeMap::new();
@@ -108,6 +109,7 @@ fn bring_up(
             .collect(),
         blocked,
         identity_mapped,
+        pass_through,
     })
 }
 
@@ -198,6 +200,7 @@ fn block_groups(
                 attached: None,
                 reserved_memory: false,
                 inconsistent: false,
+                translation: super::Translation::Strict,
             },
         );
         let unit = &state.units[placement.unit];

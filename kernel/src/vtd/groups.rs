@@ -11,6 +11,7 @@
 
 use super::address_space::{IoAddressSpace, SharedSpace, SpaceInner};
 use super::domain_ids::Retired;
+use super::pass_through::{self, Translation};
 use super::{State, VtdError, context_for, with_state};
 use crate::time::Monotonic;
 use alloc::format;
@@ -32,6 +33,8 @@ pub(crate) struct GroupContext {
     /// A change failed half-way and could not be undone: the group's requester IDs may name
     /// different targets, so it is refused from then on (and reported).
     pub(super) inconsistent: bool,
+    /// Strict, or pass-through when attached (`iommu.passthrough=`, the benchmark yardstick).
+    pub(super) translation: Translation,
 }
 
 /// A group to place at bring-up: its number, unit, members and requester IDs.
@@ -134,7 +137,7 @@ fn attach_locked(
     }
     let unit = &mut state.units[context.unit];
     let domain = unit.domain_ids.allocate().ok_or(VtdError::NoDomainIds)?;
-    let entry = context_for(inner.table(), domain);
+    let entry = pass_through::entry_for(context, inner.table(), domain);
     match point_group(state, group, entry) {
         Ok(()) => {}
         Err(VtdError::Inconsistent(group)) => {

@@ -13,6 +13,7 @@ pub(crate) mod groups;
 pub(crate) mod hw;
 pub mod interrupt_remapping;
 mod iova;
+mod pass_through;
 pub mod topology;
 
 use alloc::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub use bring_up::init;
 pub use groups::{
     GroupPlacement, attachment, group_of, group_of_requester, members, requester_ids,
 };
+pub use pass_through::{PassThroughChoice, Translation, translation_of};
 
 /// A remapping unit as the DMAR describes it.
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +119,8 @@ pub struct Summary {
     pub blocked: Vec<GroupPlacement>,
     /// RMRR identity maps made.
     pub identity_mapped: Vec<ReservedRegion>,
+    /// What became of each device `iommu.passthrough=` named.
+    pub pass_through: Vec<PassThroughChoice>,
 }
 
 pub(crate) fn with_state<T>(
