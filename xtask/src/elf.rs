@@ -1,6 +1,8 @@
 //! Checks that a built kernel ELF really carries what `x86_64-target.json` and the boot
 //! protocol require: static (non-PIE) x86_64 executable, loaded at the linker script's base
 //! with 4 KiB segment alignment, a valid multiboot2 header in the first 32 KiB and a PVH note.
+//! [`section`] finds a named section in any ELF64 file (the Linux benchmark reads kernel
+//! modules' `.modinfo` with it).
 
 use crate::target::TargetSettings;
 
@@ -167,6 +169,54 @@ pub(crate) fn verify(
     }
     facts.push(format!("PVH entry note -> {entry:#x}"));
     Ok(facts)
+}
+
+/// The contents of the section named `name` in the little-endian ELF64 file `bytes`, or
+/// `None` if it has no such section. Every offset is bounds-checked: a truncated or
+/// inconsistent file is an error, never a panic.
+pub(crate) fn section<'a>(bytes: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, String> {
+    if bytes.get(..4) != Some(b"\x7fELF") || bytes.get(4..6) != Some(&[2, 1]) {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    let shoff = u64_at(bytes, 0x28)? as usize;
+    let shentsize = usize::from(u16_at(bytes, 0x3a)?);
+    let shnum = usize::from(u16_at(bytes, 0x3c)?);
+    let shstrndx = usize::from(u16_at(bytes, 0x3e)?);
+    if shentsize < 64 || shstrndx >= shnum {
+        return Err(format!(
+            "bad section header table (entry size {shentsize}, {shnum} entries, names in {shstrndx})"
+        ));
+    }
+    // (name offset, file offset, size) of section `index`.
+    let header = |index: usize| -> Result<(usize, usize, usize), String> {
+        let at = shoff + index * shentsize;
+        Ok((
+            u32_at(bytes, at)? as usize,
+            u64_at(bytes, at + 24)? as usize,
+            u64_at(bytes, at + 32)? as usize,
+        ))
+    };
+    let contents = |offset: usize, size: usize| {
+        offset
+            .checked_add(size)
+            .and_then(|end| bytes.get(offset..end))
+            .ok_or(format!(
+                "section at {offset:#x} (+{size:#x}) is past the end"
+            ))
+    };
+    let (_, names_at, names_size) = header(shstrndx)?;
+    let names = contents(names_at, names_size)?;
+    for index in 0..shnum {
+        let (name_at, offset, size) = header(index)?;
+        let this = names
+            .get(name_at..)
+            .and_then(|rest| rest.split(|&b| b == 0).next())
+            .ok_or(format!("section {index}'s name is outside the name table"))?;
+        if this == name.as_bytes() {
+            return contents(offset, size).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

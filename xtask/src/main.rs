@@ -31,8 +31,11 @@ commands:
   scenarios [FILTER]         only the QEMU scenarios (names containing FILTER), for iterating
   oracle                     only the Linux-oracle checks: Moat and Linux (cached in
                              .cache/linux) must see the same PCI functions per topology
-  bench                      boot test=bench-vtd (register and queued invalidation); prints a
-                             table and writes target/bench/vtd.json
+  bench [vtd|block]          vtd: boot test=bench-vtd (register and queued invalidation),
+                             table and target/bench/vtd.json; block: Moat's block drivers and
+                             Linux's on the same machine, strict and pass-through, table,
+                             target/bench/block.json and block-ratios.svg; both without
+                             an argument
   capture-acpi DIR           boot with test=acpi-dump and write every ACPI table to DIR/SIG.bin
 ";
 
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("scenarios") => run_scenarios(args.get(1).map(String::as_str)),
         Some("oracle") => oracle(),
-        Some("bench") => bench_command(),
+        Some("bench") => bench_command(args.get(1).map(String::as_str)),
         Some("capture-acpi") => capture_acpi(&args[1..]),
         _ => {
             eprint!("{USAGE}");
@@ -354,10 +357,22 @@ fn capture_acpi(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn bench_command() -> Result<(), String> {
+fn bench_command(which: Option<&str>) -> Result<(), String> {
+    let (vtd, block) = match which {
+        None => (true, true),
+        Some("vtd") => (true, false),
+        Some("block") => (false, true),
+        Some(other) => return Err(format!("unknown benchmark `{other}`; use vtd or block")),
+    };
     provision::ensure_packages(provision::QEMU)?;
     let kernel = build_kernel()?;
-    let path = bench::run(&kernel, &root().join("target/bench"))?;
-    println!("{}", path.display());
+    if vtd {
+        let path = bench::run_vtd(&kernel, &root().join("target/bench"))?;
+        println!("{}", path.display());
+    }
+    if block {
+        let path = bench::run_block(&kernel, &root())?;
+        println!("{}", path.display());
+    }
     Ok(())
 }

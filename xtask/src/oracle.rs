@@ -22,12 +22,13 @@ mod boot;
 mod groups;
 mod guest;
 mod initramfs;
+mod modules;
 mod report;
 mod topology;
 
 pub(crate) use boot::{LINUX_BOOT_TIMEOUT, boot_linux};
 pub(crate) use groups::{Groups, compare_groups, parse_moat_groups};
-pub(crate) use guest::{LinuxGuest, ensure_linux};
+pub(crate) use guest::{InitramfsSpec, LinuxGuest, ensure_linux, ensure_linux_with};
 pub(crate) use report::{LinuxReport, compare, parse_linux_report, parse_moat_pci};
 pub(crate) use topology::topologies;
 

@@ -25,15 +25,42 @@ pub(crate) struct LinuxGuest {
     pub(crate) version: String,
 }
 
+/// What an initramfs holds besides busybox, and where it is cached.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InitramfsSpec<'a> {
+    /// File name in the cache, e.g. `initrd.gz`; its stamp is the same name ending `.stamp`.
+    pub(crate) file: &'a str,
+    /// The `/init` script.
+    pub(crate) init_script: &'a str,
+    /// Drivers whose modules (with their dependencies, from the kernel package) go into
+    /// `/lib/modules`, listed in load order in `/lib/modules/order`.
+    pub(crate) modules: &'a [&'a str],
+}
+
+/// The group oracle's initramfs: no modules (everything it reads is built in).
+const ORACLE_INITRAMFS: InitramfsSpec<'static> = InitramfsSpec {
+    file: "initrd.gz",
+    init_script: INIT_SCRIPT,
+    modules: &[],
+};
+
 /// Makes sure `cache` holds a bootable Linux kernel and the oracle initramfs, downloading and
 /// building only what is missing or stale, and returns their paths.
+pub(crate) fn ensure_linux(cache: &Path) -> Result<LinuxGuest, String> {
+    ensure_linux_with(cache, &ORACLE_INITRAMFS)
+}
+
+/// [`ensure_linux`] with the initramfs `spec` describes.
 ///
 /// Layout of `cache`: `linux-image-<release>/vmlinuz-<release>` (and its `config-<release>`),
 /// `busybox-static/busybox` (and its package `version`), `initrd.gz` and `initrd.stamp` (the
 /// busybox version and init script the initramfs was built from). A second call neither
 /// downloads nor rebuilds unless the init script, the busybox version or the kernel package
 /// that `linux-image-amd64` depends on changed.
-pub(crate) fn ensure_linux(cache: &Path) -> Result<LinuxGuest, String> {
+pub(crate) fn ensure_linux_with(
+    cache: &Path,
+    spec: &InitramfsSpec<'_>,
+) -> Result<LinuxGuest, String> {
     fs::create_dir_all(cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let kernel_package = kernel_package(cache)?;
     let release = kernel_package
@@ -62,15 +89,20 @@ pub(crate) fn ensure_linux(cache: &Path) -> Result<LinuxGuest, String> {
         result?;
     }
 
+    let modules = if spec.modules.is_empty() {
+        Vec::new()
+    } else {
+        super::modules::ensure(cache, &kernel_package, &release, spec.modules)?
+    };
     let busybox_version = read_file(&busybox_version_file)?;
-    let initrd = cache.join("initrd.gz");
-    let stamp_file = cache.join("initrd.stamp");
-    let stamp = initrd_stamp(busybox_version.trim(), INIT_SCRIPT);
+    let initrd = cache.join(spec.file);
+    let stamp_file = cache.join(format!("{}.stamp", spec.file.trim_end_matches(".gz")));
+    let stamp = initrd_stamp(busybox_version.trim(), spec.init_script, &modules);
     let up_to_date =
         initrd.is_file() && fs::read_to_string(&stamp_file).is_ok_and(|existing| existing == stamp);
     if !up_to_date {
-        eprintln!("xtask: building the Linux oracle initramfs");
-        build_initrd(cache, &busybox, &initrd)?;
+        eprintln!("xtask: building the Linux initramfs {}", spec.file);
+        build_initrd(cache, &busybox, &initrd, spec.init_script, &modules)?;
         write_file(&stamp_file, stamp.as_bytes())?;
     }
     Ok(LinuxGuest {
@@ -214,7 +246,7 @@ fn is_root() -> bool {
 }
 
 /// Runs a tool to completion; an error carries its stderr.
-fn run_tool(command: &mut Command, what: &str) -> Result<Output, String> {
+pub(super) fn run_tool(command: &mut Command, what: &str) -> Result<Output, String> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -247,7 +279,7 @@ fn remove_dir_if_present(dir: &Path) -> Result<(), String> {
 }
 
 /// The one `<package>_*.deb` that `apt-get download` wrote into `dir`.
-fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
+pub(super) fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, String> {
     let prefix = format!("{package}_");
     fs::read_dir(dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
@@ -274,7 +306,7 @@ fn deb_version(deb: &Path) -> Result<String, String> {
 
 /// Unpacks `deb` with `dpkg -x`, lets `pick` move what is needed into a staging directory and
 /// renames that to `target`, so `target` only ever exists complete.
-fn install_from_deb(
+pub(super) fn install_from_deb(
     cache: &Path,
     deb: &Path,
     target: &Path,
@@ -314,7 +346,7 @@ fn move_file(from: &Path, to: &Path) -> Result<(), String> {
         })
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+pub(super) fn read_file(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 

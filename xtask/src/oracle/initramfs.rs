@@ -1,17 +1,17 @@
-//! The oracle initramfs: busybox plus `init.sh` as `/init`, packed as a gzip-compressed cpio
-//! (newc) archive with busybox's own `cpio` and `gzip` applets, and the stamp that says when it
-//! must be rebuilt.
+//! A Linux guest's initramfs: busybox, an init script as `/init` and optionally kernel modules
+//! in `/lib/modules` (with their load order in `/lib/modules/order`), packed as a
+//! gzip-compressed cpio (newc) archive with busybox's own `cpio` and `gzip` applets, and the
+//! stamp that says when it must be rebuilt.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::INIT_SCRIPT;
 use super::guest::{scratch_dir, write_file};
 
-/// The initramfs tree, in `find .` order: directories before their contents.
+/// The initramfs tree without modules, in `find .` order: directories before their contents.
 pub(super) const INITRAMFS_ENTRIES: &[&str] = &[
     ".",
     "./bin",
@@ -27,22 +27,51 @@ pub(super) const INITRAMFS_ENTRIES: &[&str] = &[
     "./usr/sbin",
 ];
 
-/// What an initramfs was built from (busybox version, file list, init script); a different
-/// stamp means it must be rebuilt.
-pub(super) fn initrd_stamp(busybox_version: &str, init_script: &str) -> String {
+/// Where the modules and their load order go.
+const MODULE_DIR: &str = "./lib/modules";
+
+/// The initramfs tree with `modules` (file names, e.g. `nvme.ko`), in `find .` order.
+pub(super) fn initramfs_entries(modules: &[String]) -> Vec<String> {
+    let mut entries: Vec<String> = INITRAMFS_ENTRIES.iter().map(|e| e.to_string()).collect();
+    if !modules.is_empty() {
+        entries.extend(["./lib".to_string(), MODULE_DIR.to_string()]);
+        entries.push(format!("{MODULE_DIR}/order"));
+        entries.extend(modules.iter().map(|m| format!("{MODULE_DIR}/{m}")));
+    }
+    entries.sort_unstable();
+    entries
+}
+
+/// What an initramfs was built from (busybox version, file list, init script, module files);
+/// a different stamp means it must be rebuilt.
+pub(super) fn initrd_stamp(
+    busybox_version: &str,
+    init_script: &str,
+    modules: &[PathBuf],
+) -> String {
+    let modules: Vec<String> = modules.iter().map(|m| m.display().to_string()).collect();
     format!(
-        "busybox-static {busybox_version}\nentries {}\n{init_script}",
-        INITRAMFS_ENTRIES.join(" ")
+        "busybox-static {busybox_version}\nentries {}\nmodules {}\n{init_script}",
+        INITRAMFS_ENTRIES.join(" "),
+        modules.join(" ")
     )
 }
 
-/// Builds `initrd` (gzip-compressed cpio newc) from busybox and [`INIT_SCRIPT`] using
-/// busybox's own `cpio` and `gzip` applets.
-pub(super) fn build_initrd(cache: &Path, busybox: &Path, initrd: &Path) -> Result<(), String> {
+/// Builds `initrd` (gzip-compressed cpio newc) from busybox, `init_script` and `modules` (in
+/// load order) using busybox's own `cpio` and `gzip` applets.
+pub(super) fn build_initrd(
+    cache: &Path,
+    busybox: &Path,
+    initrd: &Path,
+    init_script: &str,
+    modules: &[PathBuf],
+) -> Result<(), String> {
     let root = scratch_dir(cache, "initramfs")?;
     let partial = cache.join(format!("initrd.gz.tmp-{}", std::process::id()));
-    let result = populate_initramfs(&root, busybox)
-        .and_then(|()| pack_initramfs(&root, busybox, &partial))
+    let names = module_names(modules)?;
+    let result = populate_initramfs(&root, busybox, init_script)
+        .and_then(|()| add_modules(&root, modules, &names))
+        .and_then(|()| pack_initramfs(&root, busybox, &initramfs_entries(&names), &partial))
         .and_then(|()| {
             fs::rename(&partial, initrd).map_err(|e| {
                 format!(
@@ -57,7 +86,36 @@ pub(super) fn build_initrd(cache: &Path, busybox: &Path, initrd: &Path) -> Resul
     result
 }
 
-fn populate_initramfs(root: &Path, busybox: &Path) -> Result<(), String> {
+fn module_names(modules: &[PathBuf]) -> Result<Vec<String>, String> {
+    modules
+        .iter()
+        .map(|m| {
+            m.file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+                .ok_or(format!("module path {} has no file name", m.display()))
+        })
+        .collect()
+}
+
+/// Copies `modules` into `/lib/modules` and writes their `names` in load order to
+/// `/lib/modules/order`.
+fn add_modules(root: &Path, modules: &[PathBuf], names: &[String]) -> Result<(), String> {
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let dir = root.join(MODULE_DIR);
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (module, name) in modules.iter().zip(names) {
+        fs::copy(module, dir.join(name))
+            .map_err(|e| format!("cannot copy {}: {e}", module.display()))?;
+    }
+    let mut order = names.join("\n");
+    order.push('\n');
+    write_file(&dir.join("order"), order.as_bytes())
+}
+
+fn populate_initramfs(root: &Path, busybox: &Path, init_script: &str) -> Result<(), String> {
     for dir in [
         "bin", "dev", "proc", "sbin", "sys", "tmp", "usr/bin", "usr/sbin",
     ] {
@@ -70,13 +128,18 @@ fn populate_initramfs(root: &Path, busybox: &Path) -> Result<(), String> {
     fs::set_permissions(&copy, executable.clone())
         .map_err(|e| format!("cannot chmod {}: {e}", copy.display()))?;
     let init = root.join("init");
-    write_file(&init, INIT_SCRIPT.as_bytes())?;
+    write_file(&init, init_script.as_bytes())?;
     fs::set_permissions(&init, executable)
         .map_err(|e| format!("cannot chmod {}: {e}", init.display()))
 }
 
-/// `busybox cpio -o -H newc < list | busybox gzip -9 > out`, run from `root`.
-fn pack_initramfs(root: &Path, busybox: &Path, out: &Path) -> Result<(), String> {
+/// `busybox cpio -o -H newc < entries | busybox gzip -9 > out`, run from `root`.
+fn pack_initramfs(
+    root: &Path,
+    busybox: &Path,
+    entries: &[String],
+    out: &Path,
+) -> Result<(), String> {
     let file =
         fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut cpio = Command::new(busybox)
@@ -95,7 +158,7 @@ fn pack_initramfs(root: &Path, busybox: &Path, out: &Path) -> Result<(), String>
         .stderr(Stdio::piped())
         .spawn();
     let mut list = String::new();
-    for entry in INITRAMFS_ENTRIES {
+    for entry in entries {
         list.push_str(entry);
         list.push('\n');
     }

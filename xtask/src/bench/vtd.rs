@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: boots the kernel with `test=bench-vtd` once per invalidation interface
+//! The VT-d benchmark: boots the kernel with `test=bench-vtd` once per invalidation interface
 //! and prints one table of the `bench:` lines (time per operation and the ratio to a raw
 //! page-table store measured in the same boot), and writes it as JSON under `target/bench/`.
 //! Ratios are taken within one run; nothing here asserts a speed.
