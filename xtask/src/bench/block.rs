@@ -8,7 +8,7 @@ use super::{linux, plot, report};
 use crate::qemu::{self, BENCH_NVME, BENCH_VIRTIO_BLK, Boot, Firmware, Machine};
 use std::path::{Path, PathBuf};
 
-/// Boots per (system, mode); each cell reports the median run, and the spread of all.
+/// Boots per (system, mode); each cell reports the fastest run, and the spread of all.
 const REPEATS: usize = 3;
 
 /// (repeat, mode) in boot order: the modes alternate, so a change in the host's load during
@@ -42,7 +42,8 @@ pub(crate) fn run(kernel: &Path, root: &Path) -> Result<PathBuf, String> {
             .to_string(),
         format!(
             "every (system, mode) is booted {REPEATS} times, strict and pass-through \
-             alternating; a cell reports its median run, spread = slowest run / fastest"
+             alternating; a cell reports its fastest run (host load only adds time), spread = \
+             slowest run / fastest"
         ),
     ];
     let guest = linux::guest(&root.join(".cache/linux"))?;
@@ -109,7 +110,7 @@ pub(crate) fn run(kernel: &Path, root: &Path) -> Result<PathBuf, String> {
             &run.serial,
         )?);
     }
-    let grid = results::grid(results::median_of_repeats(samples))?;
+    let grid = results::grid(results::fastest_of_repeats(samples))?;
     let table = report::table(&grid);
     println!("{table}");
     for note in &notes {

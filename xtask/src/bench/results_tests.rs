@@ -111,7 +111,7 @@ fn a_missing_side_leaves_its_ratios_empty_and_duplicates_are_refused() {
 }
 
 #[test]
-fn repeats_collapse_to_the_median_with_their_spread() {
+fn repeats_collapse_to_the_fastest_with_their_spread() {
     let serial = [
         line("linux", "strict", 3_000_000_000),
         line("linux", "strict", 1_000_000_000),
@@ -119,10 +119,10 @@ fn repeats_collapse_to_the_median_with_their_spread() {
         line("linux", "pass-through", 1_000_000_000),
     ]
     .concat();
-    let samples = median_of_repeats(parse(&serial).unwrap());
+    let samples = fastest_of_repeats(parse(&serial).unwrap());
     assert_eq!(samples.len(), 2);
     let strict = samples.iter().find(|s| s.mode == Mode::Strict).unwrap();
-    assert_eq!(strict.ns, 2_000_000_000);
+    assert_eq!(strict.ns, 1_000_000_000);
     assert_eq!(
         strict.repeats,
         [1_000_000_000, 2_000_000_000, 3_000_000_000]
@@ -133,9 +133,5 @@ fn repeats_collapse_to_the_median_with_their_spread() {
         .find(|s| s.mode == Mode::PassThrough)
         .unwrap();
     assert_eq!(pass.spread(), None);
-    // Two repeats: the faster one (lower middle).
-    let two = [line("moat", "strict", 4_000), line("moat", "strict", 2_000)].concat();
-    let samples = median_of_repeats(parse(&two).unwrap());
-    assert_eq!(samples[0].ns, 2_000);
     assert!(grid(samples).is_ok());
 }
