@@ -4,9 +4,11 @@
 //! `None` for names that are not its own.
 
 mod dma;
+mod drivers;
 mod irq;
 mod ownership;
 mod pass_through;
+pub(crate) mod pattern;
 mod reset;
 mod rig;
 
@@ -19,6 +21,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
     (pass_through::SCENARIOS, pass_through::run),
+    (drivers::SCENARIOS, drivers::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (reset::SCENARIOS, reset::run),

@@ -18,6 +18,8 @@
 //! interrupt handler or under the registry lock.
 
 mod config;
+mod device_dma;
+mod driver_device;
 mod handle;
 mod interrupts;
 mod registry;
@@ -25,6 +27,8 @@ mod release;
 
 pub use crate::vtd::Translation;
 pub use config::ConfigDenied;
+pub use device_dma::{DeviceDma, DmaError, DmaMapping, DmaStats};
+pub use driver_device::DriverDevice;
 pub use handle::{BarWindow, Bound, Parked, open};
 pub use interrupts::Interrupt;
 pub use release::settle;
