@@ -286,6 +286,17 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
         ]),
     ));
     list.push(kernel(
+        "driver-edu-passthrough",
+        &Machine::dma(""),
+        image,
+        "test=driver-edu-passthrough drivers=edu iommu.passthrough=00:04.0",
+        Expect::success([
+            "driver-edu-passthrough: 0000:00:04.0: round trip at physical addresses, 0 invalidations",
+            "driver-edu-passthrough: ok (0000:02:01.0 strict: 2 invalidation(s) for one round trip",
+            "scenario `driver-edu-passthrough` passed",
+        ]),
+    ));
+    list.push(kernel(
         "passthrough-refused-without-ecap-pt",
         &Machine::dma("pt=off"),
         image,

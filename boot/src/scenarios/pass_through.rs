@@ -1,10 +1,13 @@
-//! The benchmark yardstick on real VT-d (`test=dma-passthrough`, booted with
-//! `iommu.passthrough=` naming the root-bus edu): that edu's group gets pass-through context
-//! entries (TT = 2) when attached, so its DMA reaches a physical address nothing maps; the edu
-//! behind the PCIe-to-PCI bridge stays translated and faults on the same address; the registry
-//! says which is which.
+//! The benchmark yardstick on real VT-d, booted with `iommu.passthrough=` naming the root-bus
+//! edu. `dma-passthrough`: that edu's group gets pass-through context entries (TT = 2) when
+//! attached, so its DMA reaches a physical address nothing maps; the edu behind the
+//! PCIe-to-PCI bridge stays translated and faults on the same address; the registry says which
+//! is which. `driver-edu-passthrough` (with `drivers=edu`): the edu driver's `DeviceDma`
+//! hands the pass-through edu physical addresses, maps and invalidates nothing for it, and
+//! still maps and invalidates per request for the translated edu.
 
 use super::rig::{Rig, dma_source, edus, err, expect_fault, faults_after, pattern};
+use crate::drivers::{self, Driver, EduDriver};
 use alloc::format;
 use alloc::string::String;
 use moat_edu::Direction;
@@ -14,15 +17,75 @@ use moat_kernel::passthrough::{self, Translation};
 use moat_kernel::vtd::{self, faults};
 
 /// Scenario names and what they show.
-pub(crate) const SCENARIOS: &[(&str, &str)] = &[(
-    "dma-passthrough",
-    "with iommu.passthrough=<root-bus edu>: that edu DMAs to physical addresses untranslated, \
-     the bridged edu stays translated and faults there",
-)];
+pub(crate) const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "dma-passthrough",
+        "with iommu.passthrough=<root-bus edu>: that edu DMAs to physical addresses \
+         untranslated, the bridged edu stays translated and faults there",
+    ),
+    (
+        "driver-edu-passthrough",
+        "with drivers=edu and iommu.passthrough=<root-bus edu>: DeviceDma gives that edu \
+         physical addresses and no invalidation, the bridged edu IOVAs and invalidations",
+    ),
+];
 
 /// Runs `name`, or `None` if it is not this family's.
 pub(crate) fn run(name: &str) -> Option<Result<(), String>> {
-    (name == "dma-passthrough").then(passes_through)
+    match name {
+        "dma-passthrough" => Some(passes_through()),
+        "driver-edu-passthrough" => Some(driver_dma()),
+        _ => None,
+    }
+}
+
+/// One edu driver round trip on `bdf`: (its translation, invalidations it caused, mappings
+/// left in its space, its DMA counters).
+fn driver_round_trip(
+    bdf: moat_iommu::Bdf,
+) -> Result<(Translation, u64, usize, passthrough::DmaStats), String> {
+    drivers::with::<EduDriver, _>(bdf, |edu| {
+        let before = vtd::invalidations();
+        edu.round_trip(0x7a)?;
+        let caused = vtd::invalidations() - before;
+        let dma = edu.device().dma_ref();
+        Ok((
+            dma.translation(),
+            caused,
+            dma.space().mappings().len(),
+            dma.stats(),
+        ))
+    })
+    .ok_or(format!("no edu driver runs on {bdf}"))?
+}
+
+fn driver_dma() -> Result<(), String> {
+    let alone = moat_iommu::Bdf::new(0, 0, 4, 0).map_err(err)?;
+    let bridged = moat_iommu::Bdf::new(0, 2, 1, 0).map_err(err)?;
+    let (translation, caused, mapped, stats) = driver_round_trip(alone)?;
+    if translation != Translation::PassThrough || caused != 0 || mapped != 0 || stats.flushes != 0 {
+        return Err(format!(
+            "{alone}: {translation:?}, {caused} invalidation(s), {mapped} mapping(s) left, {stats:?}: \
+             expected pass-through with nothing mapped or invalidated"
+        ));
+    }
+    moat_kernel::info!(
+        "test",
+        "driver-edu-passthrough: {alone}: round trip at physical addresses, 0 invalidations, {} maps, nothing mapped",
+        stats.maps
+    );
+    let (translation, caused, _, stats) = driver_round_trip(bridged)?;
+    if translation != Translation::Strict || caused == 0 {
+        return Err(format!(
+            "{bridged}: {translation:?} with {caused} invalidation(s): expected strict, invalidated"
+        ));
+    }
+    moat_kernel::info!(
+        "test",
+        "driver-edu-passthrough: ok ({bridged} strict: {caused} invalidation(s) for one round trip, {} flushes in all)",
+        stats.flushes
+    );
+    Ok(())
 }
 
 fn passes_through() -> Result<(), String> {

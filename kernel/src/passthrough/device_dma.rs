@@ -9,9 +9,16 @@
 //! buffers are still the driver's own memory, nobody else's, and never reused for anything
 //! before the invalidation, so no other owner and no kernel memory is ever exposed; what the
 //! window does allow is a misbehaving device writing into the driver's own finished requests.
+//!
+//! Pass-through (`iommu.passthrough=`, the benchmark's yardstick only): the device's group
+//! translates nothing, so a buffer is not mapped anywhere; the device is given the buffer's
+//! physical address as its DMA address (the one place a physical address leaves the kernel,
+//! and only as that device's DMA address), nothing is invalidated, and a retired buffer is
+//! freed at once. Such a device reaches all of memory anyway; there is no isolation to keep.
 
 use crate::dma::{DmaBuffer, OutOfBounds};
-use crate::vtd::{IoAddressSpace, VtdError};
+use crate::vtd::{IoAddressSpace, Translation, VtdError};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use moat_iommu::entries::{Access, Iova};
 
@@ -53,7 +60,8 @@ pub struct DmaMapping {
 }
 
 impl DmaMapping {
-    /// The device address of the first byte (an IOVA of the driver's space).
+    /// The device address of the first byte: an IOVA of the driver's space, or, for a device
+    /// in pass-through, the buffer's physical address.
     pub fn iova(&self) -> u64 {
         self.iova.as_u64()
     }
@@ -76,19 +84,30 @@ pub struct DeviceDma {
     retired: Vec<Iova>,
     batch: usize,
     stats: DmaStats,
+    translation: Translation,
+    /// Pass-through only: the live buffers by physical address (nothing maps them).
+    unmapped: BTreeMap<u64, DmaBuffer>,
 }
 
 impl DeviceDma {
     /// DMA through `space`, unmapping retired buffers `batch` at a time (1: every retire is
-    /// invalidated at once).
-    pub fn new(space: IoAddressSpace, batch: usize) -> Self {
+    /// invalidated at once); with `translation` [`Translation::PassThrough`] (the device's
+    /// group passes DMA through) buffers are handed out unmapped, by physical address.
+    pub fn new(space: IoAddressSpace, batch: usize, translation: Translation) -> Self {
         let batch = batch.max(1);
         Self {
             space,
             retired: Vec::with_capacity(batch),
             batch,
             stats: DmaStats::default(),
+            translation,
+            unmapped: BTreeMap::new(),
         }
+    }
+
+    /// How the device's DMA is translated (what [`DmaMapping::iova`] means).
+    pub fn translation(&self) -> Translation {
+        self.translation
     }
 
     /// The driver's address space.
@@ -100,6 +119,13 @@ impl DeviceDma {
     pub fn map(&mut self, len: u64, access: Access) -> Result<DmaMapping, DmaError> {
         let buffer = DmaBuffer::new(len, 4096).map_err(|_| DmaError::OutOfMemory)?;
         let len = buffer.len();
+        if self.translation == Translation::PassThrough {
+            let phys = buffer.physical_address();
+            let iova = Iova::new(phys).map_err(|_| DmaError::OutOfMemory)?;
+            self.unmapped.insert(phys, buffer);
+            self.stats.maps += 1;
+            return Ok(DmaMapping { iova, len });
+        }
         let iova = self
             .space
             .map(buffer, access)
@@ -110,6 +136,9 @@ impl DeviceDma {
 
     /// Copies bytes out of a mapping.
     pub fn read(&self, mapping: &DmaMapping, offset: u64, out: &mut [u8]) -> Result<(), DmaError> {
+        if let Some(buffer) = self.unmapped.get(&mapping.iova()) {
+            return buffer.read(offset, out).map_err(DmaError::OutOfBounds);
+        }
         self.space
             .with_buffer(mapping.iova, |buffer| buffer.read(offset, out))
             .ok_or(DmaError::NotMapped(mapping.iova()))?
@@ -118,6 +147,9 @@ impl DeviceDma {
 
     /// Copies bytes into a mapping.
     pub fn write(&self, mapping: &DmaMapping, offset: u64, data: &[u8]) -> Result<(), DmaError> {
+        if let Some(buffer) = self.unmapped.get(&mapping.iova()) {
+            return buffer.write(offset, data).map_err(DmaError::OutOfBounds);
+        }
         self.space
             .with_buffer(mapping.iova, |buffer| buffer.write(offset, data))
             .ok_or(DmaError::NotMapped(mapping.iova()))?
@@ -127,6 +159,14 @@ impl DeviceDma {
     /// Hands a mapping back: it joins the queue, and a full queue is unmapped with one
     /// invalidation.
     pub fn retire(&mut self, mapping: DmaMapping) -> Result<(), DmaError> {
+        if self.translation == Translation::PassThrough {
+            // Nothing maps it, so nothing is invalidated: the frames go back at once.
+            self.unmapped
+                .remove(&mapping.iova())
+                .ok_or(DmaError::NotMapped(mapping.iova()))?;
+            self.stats.retired += 1;
+            return Ok(());
+        }
         self.retired.push(mapping.iova);
         self.stats.retired += 1;
         if self.retired.len() >= self.batch {

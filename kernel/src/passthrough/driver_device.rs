@@ -45,7 +45,7 @@ impl Bound {
         Ok(DriverDevice {
             vectors: Vec::new(),
             windows: Vec::new(),
-            dma: DeviceDma::new(space, batch),
+            dma: DeviceDma::new(space, batch, self.translation()),
             bound: self,
         })
     }
