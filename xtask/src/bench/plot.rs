@@ -8,7 +8,7 @@ use std::fmt::Write;
 const WIDTH: f64 = 860.0;
 const LABEL: f64 = 190.0;
 const RIGHT: f64 = 60.0;
-const TOP: f64 = 70.0;
+const TOP: f64 = 76.0;
 const BAR: f64 = 14.0;
 const GAP: f64 = 16.0;
 
@@ -63,10 +63,11 @@ pub(crate) fn svg(grid: &Grid, title: &str) -> String {
             escape(legend)
         );
     }
-    for (value, label, colour) in [
-        (1.0, "1", "#444444"),
-        (0.95, "aim 0.95", "#2ca02c"),
-        (2.0, "aim 2", "#d62728"),
+    // The 1.0 line is labelled above the bars, the aims below (0.95 and 1 are close).
+    for (value, label, colour, label_y) in [
+        (1.0, "1", "#444444", TOP - 6.0),
+        (0.95, "aim 0.95", "#2ca02c", plot_bottom + 16.0),
+        (2.0, "aim 2", "#d62728", plot_bottom + 16.0),
     ] {
         let dash = if value == 1.0 {
             ""
@@ -75,9 +76,8 @@ pub(crate) fn svg(grid: &Grid, title: &str) -> String {
         };
         let _ = writeln!(
             out,
-            r#"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{plot_bottom}" stroke="{colour}"{dash}/><text x="{0:.1}" y="{1}" text-anchor="middle" fill="{colour}">{label}</text>"#,
+            r#"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{plot_bottom}" stroke="{colour}"{dash}/><text x="{0:.1}" y="{label_y}" text-anchor="middle" fill="{colour}">{label}</text>"#,
             x(value),
-            plot_bottom + 16.0
         );
     }
     for (index, (label, values)) in groups.iter().enumerate() {
