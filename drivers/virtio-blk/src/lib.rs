@@ -1,0 +1,3 @@
+//! stub
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
