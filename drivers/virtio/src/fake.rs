@@ -1,52 +1,55 @@
-//! A virtio-blk PCI function held in memory, for host tests: config space with the virtio
+//! A virtio-blk PCI function held in memory, for host tests (this crate's, and drivers' with
+//! the `fake` feature): config space with the virtio
 //! capabilities, a common configuration that behaves as QEMU 7.2's does where the transport
 //! depends on it (FEATURES_OK refused when ACCESS_PLATFORM is offered and not accepted, an
 //! MSI-X vector past the table reads back as NO_VECTOR), and a check of every access width.
 
 use crate::VirtioPciAccess;
-use std::cell::{Cell, RefCell};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
 
-pub(crate) const BAR: u8 = 4;
-pub(crate) const COMMON: u64 = 0x0000;
-pub(crate) const ISR: u64 = 0x1000;
-pub(crate) const DEVICE: u64 = 0x2000;
-pub(crate) const NOTIFY: u64 = 0x3000;
-pub(crate) const NOTIFY_MULTIPLIER: u32 = 4;
-const BAR_LEN: u64 = 0x4000;
+pub const BAR: u8 = 4;
+pub const COMMON: u64 = 0x0000;
+pub const ISR: u64 = 0x1000;
+pub const DEVICE: u64 = 0x2000;
+pub const NOTIFY: u64 = 0x3000;
+pub const NOTIFY_MULTIPLIER: u32 = 4;
+pub const BAR_LEN: u64 = 0x4000;
 
 /// One queue's registers.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct FakeQueue {
-    pub(crate) max_size: u16,
-    pub(crate) size: u16,
-    pub(crate) vector: u16,
-    pub(crate) enable: u16,
-    pub(crate) notify_off: u16,
-    pub(crate) desc: u64,
-    pub(crate) driver: u64,
-    pub(crate) device: u64,
+pub struct FakeQueue {
+    pub max_size: u16,
+    pub size: u16,
+    pub vector: u16,
+    pub enable: u16,
+    pub notify_off: u16,
+    pub desc: u64,
+    pub driver: u64,
+    pub device: u64,
 }
 
 /// The fake function.
 #[derive(Debug)]
-pub(crate) struct FakeVirtio {
-    pub(crate) config: RefCell<[u32; 64]>,
-    pub(crate) device_features: u64,
-    pub(crate) refuse_features_ok: bool,
-    pub(crate) needs_reset_on_driver_ok: bool,
-    pub(crate) status_stuck: Option<u8>,
-    pub(crate) msix_entries: u16,
-    pub(crate) status: Cell<u8>,
-    pub(crate) driver_features: Cell<u64>,
+pub struct FakeVirtio {
+    pub config: RefCell<[u32; 64]>,
+    pub device_features: u64,
+    pub refuse_features_ok: bool,
+    pub needs_reset_on_driver_ok: bool,
+    pub status_stuck: Option<u8>,
+    pub msix_entries: u16,
+    pub status: Cell<u8>,
+    pub driver_features: Cell<u64>,
     device_select: Cell<u32>,
     driver_select: Cell<u32>,
-    pub(crate) config_vector: Cell<u16>,
-    pub(crate) queue_select: Cell<u16>,
-    pub(crate) queues: RefCell<Vec<FakeQueue>>,
-    pub(crate) notifies: RefCell<Vec<(u64, u16)>>,
-    pub(crate) capacity: u64,
-    pub(crate) width_errors: RefCell<Vec<(u64, u8)>>,
-    pub(crate) status_writes: RefCell<Vec<u8>>,
+    pub config_vector: Cell<u16>,
+    pub queue_select: Cell<u16>,
+    pub queues: RefCell<Vec<FakeQueue>>,
+    pub notifies: RefCell<Vec<(u64, u16)>>,
+    pub capacity: u64,
+    pub width_errors: RefCell<Vec<(u64, u8)>>,
+    pub status_writes: RefCell<Vec<u8>>,
     clock: Cell<u64>,
 }
 
@@ -65,7 +68,7 @@ fn common_width(offset: u64) -> Option<u8> {
 impl FakeVirtio {
     /// A modern virtio-blk (1af4:1042) behind the IOMMU: VERSION_1, ACCESS_PLATFORM and FLUSH
     /// offered, one queue of 256, two MSI-X entries, 2048 sectors.
-    pub(crate) fn blk() -> Self {
+    pub fn blk() -> Self {
         let mut config = [0u32; 64];
         config[0] = 0x1042_1af4;
         config[1] = 1 << 20; // status: capability list
@@ -112,7 +115,7 @@ impl FakeVirtio {
     }
 
     /// Sets the size every queue offers.
-    pub(crate) fn with_queue_size(self, size: u16) -> Self {
+    pub fn with_queue_size(self, size: u16) -> Self {
         for queue in self.queues.borrow_mut().iter_mut() {
             queue.max_size = size;
             queue.size = size;
