@@ -7,8 +7,10 @@
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
 mod edu;
+mod virtio_blk;
 
 pub(crate) use edu::{EduDriver, Window};
+pub(crate) use virtio_blk::{Block, block};
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -51,7 +53,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, virtio_blk::ENTRY];
 
 struct Running {
     name: &'static str,
