@@ -14,6 +14,7 @@ mod provision;
 mod qemu;
 mod scenarios;
 mod target;
+mod virtio_blk_scenarios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -18,7 +18,7 @@ fn showcase(disks: &Path, scenario: &str) -> Machine {
 
 /// A `-kernel` scenario. Drivers stay off (`drivers=none`, every device blocked until a
 /// scenario binds it) unless the command line names them.
-fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Expect) -> Scenario {
+pub(crate) fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Expect) -> Scenario {
     let cmdline = if cmdline.contains("drivers=") {
         cmdline.to_string()
     } else {
@@ -307,6 +307,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
     );
     hang.timeout = qemu::HANG_TIMEOUT;
     list.push(hang);
+    list.extend(crate::virtio_blk_scenarios::scenarios(image, disks));
     list
 }
 

@@ -165,6 +165,19 @@ pub(crate) fn with<T: 'static, R>(bdf: Bdf, f: impl FnOnce(&mut T) -> R) -> Opti
     result
 }
 
+/// Runs `f` on the running driver of `bdf`, whatever its type (taken out of the table while
+/// `f` runs, as in [`with`]).
+pub(crate) fn with_any<R>(bdf: Bdf, f: impl FnOnce(&mut dyn Any) -> R) -> Option<R> {
+    let mut running = {
+        let mut all = RUNNING.lock();
+        let index = all.iter().position(|running| running.bdf == bdf)?;
+        all.remove(index)
+    };
+    let result = f(running.driver.as_any_mut());
+    RUNNING.lock().push(running);
+    Some(result)
+}
+
 /// The devices a driver named `name` runs on.
 pub(crate) fn devices_of(name: &str) -> Vec<Bdf> {
     RUNNING

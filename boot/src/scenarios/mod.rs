@@ -10,6 +10,7 @@ mod ownership;
 pub(crate) mod pattern;
 mod reset;
 mod rig;
+pub(crate) mod virtio_blk;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,6 +21,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
     (drivers::SCENARIOS, drivers::run),
+    (virtio_blk::SCENARIOS, virtio_blk::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (reset::SCENARIOS, reset::run),
