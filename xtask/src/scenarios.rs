@@ -91,7 +91,8 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             // bridged group cannot get a second owner and stays blocked, said so.
             Expect::success([
                 "driver: 0000:00:01.0 edu group 1 space 1 domain 2: alive, 12! = 479001600, DMA round trip with MSI ok",
-                "driver: 0000:01:00.0 edu group 8 space 2 domain 3: alive",
+                "driver: 0000:01:00.0 edu group 8 space 3 domain 4: alive",
+                "driver: 0000:00:03.0 virtio-blk group 3 space 2 domain 3: 131072 sectors (64 MiB), features 0x300000200 (ACCESS_PLATFORM on)",
                 "registry: 0000:00:01.0 group 1 state attached owner 1 (edu) space 1 domain 2",
                 "driver: 0000:03:02.0: edu failed: bind: Busy (another owner holds its group",
             ]),
