@@ -18,7 +18,13 @@ fn showcase(disks: &Path, scenario: &str) -> Machine {
 
 /// A `-kernel` scenario. Drivers stay off (`drivers=none`, every device blocked until a
 /// scenario binds it) unless the command line names them.
-pub(crate) fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Expect) -> Scenario {
+pub(crate) fn kernel(
+    name: &str,
+    machine: &Machine,
+    image: &Path,
+    cmdline: &str,
+    expect: Expect,
+) -> Scenario {
     let cmdline = if cmdline.contains("drivers=") {
         cmdline.to_string()
     } else {

@@ -19,8 +19,8 @@ use moat_kernel::passthrough::{
 use moat_kernel::pci::PciDevice;
 use moat_kernel::time;
 use moat_virtio_blk::{
-    BlkError, Completion, Interrupts, QUEUE_VECTOR, QueueFault, Tag, Transport, Used,
-    VirtioBlk, VirtioPciAccess, VirtioPciTransport, Virtqueue, WaitTimeout,
+    BlkError, Completion, Interrupts, QUEUE_VECTOR, QueueFault, Tag, Transport, Used, VirtioBlk,
+    VirtioPciAccess, VirtioPciTransport, Virtqueue, WaitTimeout,
 };
 
 /// The table row.

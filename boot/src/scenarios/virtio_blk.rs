@@ -51,12 +51,15 @@ fn requests() -> Vec<(u64, u32)> {
     list
 }
 
+/// Starts one request: (device, first sector, sectors) -> its tag.
+type Submit<'a> = dyn FnMut(&mut dyn Block, u64, u32) -> Result<u16, String> + 'a;
+
 /// Submits every request through `submit`, keeping at most [`DEPTH`] in flight, and checks
 /// each completion with `check`. Returns the most requests that were in flight at once.
 fn pipeline(
     blk: &mut dyn Block,
     requests: &[(u64, u32)],
-    submit: &mut dyn FnMut(&mut dyn Block, u64, u32) -> Result<u16, String>,
+    submit: &mut Submit<'_>,
     check: &mut dyn FnMut(&moat_virtio_blk::Completion) -> Result<(), String>,
 ) -> Result<usize, String> {
     let mut in_flight = 0;
@@ -72,10 +75,12 @@ fn pipeline(
             continue;
         }
         let completion = blk.wait_any().map_err(|e| format!("waiting: {e:?}"))?;
-        completion
-            .result
-            .clone()
-            .map_err(|e| format!("{:?} at sector {}: {e:?}", completion.kind, completion.sector))?;
+        completion.result.clone().map_err(|e| {
+            format!(
+                "{:?} at sector {}: {e:?}",
+                completion.kind, completion.sector
+            )
+        })?;
         check(&completion)?;
         in_flight -= 1;
     }
@@ -84,7 +89,9 @@ fn pipeline(
 
 fn integrity() -> Result<(), String> {
     let devices = drivers::devices_of("virtio-blk");
-    let bdf = *devices.first().ok_or("the table started no virtio-blk driver")?;
+    let bdf = *devices
+        .first()
+        .ok_or("the table started no virtio-blk driver")?;
     drivers::with_any(bdf, |driver| {
         let blk = drivers::block(driver).ok_or("the driver is not a virtio-blk")?;
         exercise(blk, bdf)
