@@ -232,6 +232,8 @@ fn lint() -> Result<(), String> {
             "moat-iommu",
             "-p",
             "moat-edu",
+            "-p",
+            "moat-nvme",
             "--target",
             target::BASE_TARGET,
             "--",
