@@ -68,8 +68,9 @@ fn a_reused_slot_does_not_accept_the_old_command_id() {
     let (sim, mut nvme) = start(Config::default());
     let old = nvme.submit_write(0, 0, &[1; 512]).unwrap();
     nvme.wait(old).unwrap();
-    // Every slot gets used again before the stale ID arrives.
-    for i in 0..70 {
+    // 63 slots: the old command had slot 0; after 62 more writes the next one gets slot 0
+    // again (a new generation), and the stale ID arrives while that slot is occupied.
+    for i in 0..62 {
         nvme.write(i % 8, &[2; 512]).unwrap();
     }
     sim.state().faults.corrupt_next_id = Some(old.command_id());
