@@ -7,8 +7,10 @@
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
 mod edu;
+mod nvme;
 
 pub(crate) use edu::{EduDriver, Window};
+pub(crate) use nvme::NvmeDriver;
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -51,7 +53,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, nvme::ENTRY];
 
 struct Running {
     name: &'static str,
@@ -85,6 +87,9 @@ pub(crate) fn start(choice: &DriverChoice, devices: &[PciDevice]) -> Vec<String>
                 RUNNING.lock().push(running);
             }
             Err(why) => {
+                // The failed probe dropped the session: finish its release now, so the
+                // report shows the device blocked rather than releasing.
+                passthrough::settle();
                 error!(
                     "drivers",
                     "{}: {} failed: {why}; device stays blocked", device.bdf, entry.name

@@ -76,6 +76,13 @@ impl<P: Platform> Nvme<P> {
             });
         }
         let blocks = (len / block_size as usize) as u64;
+        self.check_range(first_block, blocks)?;
+        Ok(blocks as u32)
+    }
+
+    /// Whether blocks `first_block..first_block + blocks` lie in the namespace: if not,
+    /// [`NvmeError::NamespaceTooSmall`].
+    pub fn check_range(&self, first_block: u64, blocks: u64) -> Result<(), NvmeError> {
         let namespace_blocks = self.namespace.blocks;
         if first_block
             .checked_add(blocks)
@@ -87,7 +94,7 @@ impl<P: Platform> Nvme<P> {
                 namespace_blocks,
             });
         }
-        Ok(blocks as u32)
+        Ok(())
     }
 
     /// Maps fresh memory for `len` bytes (and a PRP list if needed) and submits a read or a

@@ -50,8 +50,9 @@ use crate::session::Core;
 pub const QEMU_VENDOR_ID: u16 = 0x1b36;
 /// PCI device ID of QEMU's nvme.
 pub const QEMU_DEVICE_ID: u16 = 0x0010;
-/// PCI class code of an NVM Express controller: mass storage, NVM, NVMe I/O interface.
-pub const CLASS_CODE: [u8; 3] = [0x01, 0x08, 0x02];
+/// PCI class code of an NVM Express I/O controller (base class << 16 | subclass << 8 |
+/// programming interface): mass storage, non-volatile memory, NVMe.
+pub const CLASS: u32 = 0x01_08_02;
 
 /// Entries in each admin queue.
 const ADMIN_ENTRIES: u16 = 16;
