@@ -152,11 +152,13 @@ impl From<IdentifyError> for NvmeError {
 
 impl NvmeError {
     /// Whether the error means the controller can no longer be trusted (as opposed to a
-    /// request the driver refused or a command the controller failed cleanly).
+    /// request the driver refused, no memory for it, or a command the controller failed
+    /// cleanly).
     pub const fn stops_controller(&self) -> bool {
         !matches!(
             self,
-            Self::CommandFailed { .. }
+            Self::Dma(DmaError::Allocate { .. })
+                | Self::CommandFailed { .. }
                 | Self::NamespaceTooSmall { .. }
                 | Self::BadLength { .. }
                 | Self::TooLarge { .. }
