@@ -240,6 +240,8 @@ fn lint() -> Result<(), String> {
             "moat-virtio",
             "-p",
             "moat-virtio-blk",
+            "-p",
+            "moat-nvme",
             "--target",
             target::BASE_TARGET,
             "--",

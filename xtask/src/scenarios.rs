@@ -1,6 +1,8 @@
 //! The QEMU integration scenarios `cargo xtask test` runs: each boots the real image with a
 //! wall-clock timeout and states exactly which outcome and which serial lines prove it.
 
+mod nvme;
+
 use crate::qemu::{self, Boot, Firmware, Machine};
 use moat_tests::{Expect, OutcomeKind, Scenario};
 use std::path::Path;
@@ -93,12 +95,13 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             &showcase(disks, "drivers-showcase"),
             image,
             "poweroff drivers=all",
-            // Each edu is its driver's, in its own space and domain; the second edu of the
+            // Each edu and the nvme is its driver's, in its own space and domain; the second edu of the
             // bridged group cannot get a second owner and stays blocked, said so.
             Expect::success([
                 "driver: 0000:00:01.0 edu group 1 space 1 domain 2: alive, 12! = 479001600, DMA round trip with MSI ok",
-                "driver: 0000:01:00.0 edu group 8 space 3 domain 4: alive",
-                "driver: 0000:00:03.0 virtio-blk group 3 space 2 domain 3: 131072 sectors (64 MiB), features 0x300000200 (ACCESS_PLATFORM on)",
+                "driver: 0000:00:02.0 nvme group 2 space 2 domain 3: QEMU NVMe Ctrl, NVMe 1.4, namespace 1: 131072 blocks of 512 B",
+                "driver: 0000:00:03.0 virtio-blk group 3 space 3 domain 4: 131072 sectors (64 MiB), features 0x300000200 (ACCESS_PLATFORM on)",
+                "driver: 0000:01:00.0 edu group 8 space 4 domain 5: alive",
                 "registry: 0000:00:01.0 group 1 state attached owner 1 (edu) space 1 domain 2",
                 "driver: 0000:03:02.0: edu failed: bind: Busy (another owner holds its group",
             ]),
@@ -305,6 +308,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             "scenario `own-all` passed",
         ]),
     ));
+    list.extend(nvme::scenarios(image, disks));
     let mut hang = kernel(
         "hang-is-timeout",
         &minimal,

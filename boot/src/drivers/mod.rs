@@ -7,9 +7,11 @@
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
 mod edu;
+mod nvme;
 mod virtio_blk;
 
 pub(crate) use edu::{EduDriver, Window};
+pub(crate) use nvme::NvmeDriver;
 pub(crate) use virtio_blk::{Block, block};
 
 use alloc::boxed::Box;
@@ -53,7 +55,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, virtio_blk::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
 
 struct Running {
     name: &'static str,
@@ -87,6 +89,9 @@ pub(crate) fn start(choice: &DriverChoice, devices: &[PciDevice]) -> Vec<String>
                 RUNNING.lock().push(running);
             }
             Err(why) => {
+                // The failed probe dropped the session: finish its release now, so the
+                // report shows the device blocked rather than releasing.
+                passthrough::settle();
                 error!(
                     "drivers",
                     "{}: {} failed: {why}; device stays blocked", device.bdf, entry.name

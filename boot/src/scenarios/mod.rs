@@ -6,6 +6,7 @@
 mod dma;
 mod drivers;
 mod irq;
+mod nvme;
 mod ownership;
 pub(crate) mod pattern;
 mod reset;
@@ -24,6 +25,7 @@ const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (virtio_blk::SCENARIOS, virtio_blk::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
+    (nvme::SCENARIOS, nvme::run),
     (reset::SCENARIOS, reset::run),
     (moat_kernel::scenarios::SCENARIOS, |name| {
         moat_kernel::scenarios::run(&crate::ROOT, name)
