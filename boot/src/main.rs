@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+mod drivers;
 mod entry;
 mod iommu_groups;
 mod multiboot2;
@@ -182,6 +183,13 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         }
     }
 
+    // Drivers start with interrupts on: their probes wait for their devices' MSIs.
+    let driver_lines = if passthrough::registry_lines().is_empty() {
+        alloc::vec::Vec::new()
+    } else {
+        drivers::start(&options.drivers, &devices.devices)
+    };
+
     report::print(&report::Report {
         boot_info: &boot_info,
         map: &map,
@@ -194,6 +202,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
         remapping: &remapping_lines,
         groups: &group_lines,
         registry: &passthrough::registry_lines(),
+        drivers: &driver_lines,
     });
     moat_kernel::kprintln!("moat: ready");
 

@@ -23,6 +23,7 @@ pub(crate) struct Report<'a> {
     pub(crate) remapping: &'a [alloc::string::String],
     pub(crate) groups: &'a [alloc::string::String],
     pub(crate) registry: &'a [alloc::string::String],
+    pub(crate) drivers: &'a [alloc::string::String],
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -45,6 +46,7 @@ pub(crate) fn print(report: &Report<'_>) {
         .iter()
         .chain(report.groups)
         .chain(report.registry)
+        .chain(report.drivers)
     {
         kprintln!("{line}");
     }

@@ -38,6 +38,10 @@ pub const OPTIONS: &[(&str, &str)] = &[
         "quarantine a bound device after N DMA faults within MS milliseconds (default 8/1000ms)",
     ),
     (
+        "drivers=all|none|NAME[,NAME...]",
+        "which drivers of the table start at boot (default all); others' devices stay blocked",
+    ),
+    (
         "iommu.allow_unsafe_interrupts",
         "without interrupt remapping, still let owners bind devices that use MSI/MSI-X",
     ),
@@ -70,6 +74,29 @@ pub enum InvalidationChoice {
     Queued,
 }
 
+/// `drivers=`: which drivers of the table start at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DriverChoice {
+    /// Every driver (the default).
+    #[default]
+    All,
+    /// None: every device stays blocked until someone binds it.
+    None,
+    /// Only the drivers named.
+    Only(Vec<String>),
+}
+
+impl DriverChoice {
+    /// Whether the driver called `name` starts.
+    pub fn includes(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::None => false,
+            Self::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
 /// The parsed command line. Options that were absent keep their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommandLine {
@@ -87,6 +114,8 @@ pub struct CommandLine {
     pub fault_limit: FaultLimit,
     /// `iommu.allow_unsafe_interrupts`: MSI devices may be bound without interrupt remapping.
     pub allow_unsafe_interrupts: bool,
+    /// `drivers=`: which drivers start at boot.
+    pub drivers: DriverChoice,
     /// Everything that was wrong with the line, in the order it was found.
     pub problems: Vec<Problem>,
 }
@@ -204,6 +233,7 @@ impl CommandLine {
                 no_value(value, "iommu.allow_unsafe_interrupts takes no value")?;
                 self.allow_unsafe_interrupts = true;
             }
+            "drivers" => self.drivers = drivers(value)?,
             "" => return Err(Rejection::Malformed("option name must not be empty")),
             _ => return Err(Rejection::Unknown),
         }
@@ -232,6 +262,32 @@ fn test_name(value: Option<&str>) -> Result<&str, Rejection> {
         ));
     }
     Ok(name)
+}
+
+fn drivers(value: Option<&str>) -> Result<DriverChoice, Rejection> {
+    match value {
+        Some("all") => Ok(DriverChoice::All),
+        Some("none") => Ok(DriverChoice::None),
+        Some(list) if !list.is_empty() => {
+            let names: Vec<String> = list.split(',').map(String::from).collect();
+            let valid = |name: &String| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            };
+            if names.iter().all(valid) {
+                Ok(DriverChoice::Only(names))
+            } else {
+                Err(Rejection::Malformed(
+                    "drivers takes all, none or driver names (a-z 0-9 -) separated by commas",
+                ))
+            }
+        }
+        _ => Err(Rejection::Malformed(
+            "drivers needs a value: drivers=all|none|NAME[,NAME...]",
+        )),
+    }
 }
 
 fn log_level(value: Option<&str>) -> Result<Level, Rejection> {

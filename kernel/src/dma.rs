@@ -135,6 +135,32 @@ impl RegisterWindow {
         Ok((self.base + offset) as usize)
     }
 
+    /// Reads an 8-bit register (virtio's device status, say) with one 1-byte access.
+    pub fn read8(&self, offset: u64) -> Result<u8, OutOfBounds> {
+        // SAFETY: inside the mapped, uncached BAR (checked).
+        Ok(unsafe { Mmio::<u8>::new(self.at(offset, 1)?) }.read())
+    }
+
+    /// Writes an 8-bit register with one 1-byte access.
+    pub fn write8(&self, offset: u64, value: u8) -> Result<(), OutOfBounds> {
+        // SAFETY: as for read8.
+        unsafe { Mmio::<u8>::new(self.at(offset, 1)?) }.write(value);
+        Ok(())
+    }
+
+    /// Reads a 16-bit register with one 2-byte access.
+    pub fn read16(&self, offset: u64) -> Result<u16, OutOfBounds> {
+        // SAFETY: inside the mapped, uncached BAR; 2-byte aligned (checked).
+        Ok(unsafe { Mmio::<u16>::new(self.at(offset, 2)?) }.read())
+    }
+
+    /// Writes a 16-bit register with one 2-byte access.
+    pub fn write16(&self, offset: u64, value: u16) -> Result<(), OutOfBounds> {
+        // SAFETY: as for read16.
+        unsafe { Mmio::<u16>::new(self.at(offset, 2)?) }.write(value);
+        Ok(())
+    }
+
     /// Reads a 32-bit register.
     pub fn read32(&self, offset: u64) -> Result<u32, OutOfBounds> {
         // SAFETY: inside the mapped, uncached BAR; aligned (checked).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::command_line;
 use crate::process::{self, RunResult};
-use crate::scenario::{Scenario, check};
+use crate::scenario::{After, Scenario, check};
 
 /// The result of [`run_all`]: which scenarios passed and which failed, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,12 +169,19 @@ fn execute(index: usize, scenario: Scenario) -> Finished {
         command,
         timeout,
         expect,
+        after,
     } = scenario;
     let command_line = command_line::render(&command);
     let run = process::run(command, timeout);
     let verdict = match &run {
         Ok(result) => check(&expect, result).map_err(|mismatch| mismatch.to_string()),
         Err(error) => Err(format!("could not run the command: {error}")),
+    };
+    let verdict = match (verdict, after) {
+        (Ok(()), Some(After(host_check))) => {
+            host_check().map_err(|why| format!("host check after the run failed: {why}"))
+        }
+        (verdict, _) => verdict,
     };
     Finished {
         index,

@@ -28,6 +28,25 @@ pub struct Scenario {
     pub timeout: Duration,
     /// What the run must produce.
     pub expect: Expect,
+    /// A check the host runs after the run met its expectation, e.g. reading the disk images
+    /// the guest wrote; its error fails the scenario.
+    pub after: Option<After>,
+}
+
+/// A host-side check run after a scenario's command (see [`Scenario::after`]).
+pub struct After(pub Box<dyn FnOnce() -> Result<(), String> + Send>);
+
+impl After {
+    /// Wraps `check`.
+    pub fn new(check: impl FnOnce() -> Result<(), String> + Send + 'static) -> Self {
+        Self(Box::new(check))
+    }
+}
+
+impl std::fmt::Debug for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("After(host check)")
+    }
 }
 
 /// What a run must produce for its scenario to pass.

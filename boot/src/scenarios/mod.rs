@@ -4,8 +4,10 @@
 //! `None` for names that are not its own.
 
 mod dma;
+mod drivers;
 mod irq;
 mod ownership;
+pub(crate) mod pattern;
 mod reset;
 mod rig;
 
@@ -17,6 +19,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 /// The families, in the order `run` asks them.
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
+    (drivers::SCENARIOS, drivers::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (reset::SCENARIOS, reset::run),

@@ -2,36 +2,17 @@
 //! passthrough API with an address space attached, DMA through its driver, and reading back
 //! what the IOMMU recorded. Everything goes through the same API a driver uses.
 
+pub(crate) use crate::drivers::Window;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use moat_edu::{Direction, Edu, EduRegisters};
+use moat_edu::{Direction, Edu};
 use moat_iommu::Bdf;
 use moat_iommu::engine::FaultRecord;
 use moat_iommu::engine::fault::Access as FaultAccess;
-use moat_kernel::dma::RegisterWindow;
 use moat_kernel::passthrough::{self, BarWindow, Bound, Owner};
 use moat_kernel::vtd::{self, IoAddressSpace, faults};
 use moat_kernel::{devices, time};
-
-/// An edu's BAR 0 as the driver sees it: a bound handle's window, or one the composition root
-/// mapped itself for a device no owner holds.
-pub(crate) struct Window<W>(pub(crate) W);
-
-impl<W: AsRef<RegisterWindow>> EduRegisters for Window<W> {
-    fn read32(&self, offset: u64) -> u32 {
-        self.0.as_ref().read32(offset).unwrap_or(u32::MAX)
-    }
-    fn write32(&self, offset: u64, value: u32) {
-        let _ = self.0.as_ref().write32(offset, value);
-    }
-    fn read64(&self, offset: u64) -> u64 {
-        self.0.as_ref().read64(offset).unwrap_or(u64::MAX)
-    }
-    fn write64(&self, offset: u64, value: u64) {
-        let _ = self.0.as_ref().write64(offset, value);
-    }
-}
 
 /// Formats any error for a scenario verdict.
 pub(crate) fn err(e: impl core::fmt::Debug) -> String {

@@ -17,6 +17,8 @@ pub const DEVICE_ID: u16 = 0x11e8;
 mod reg {
     pub(crate) const IDENTIFICATION: u64 = 0x00;
     pub(crate) const LIVENESS: u64 = 0x04;
+    pub(crate) const FACTORIAL: u64 = 0x08;
+    pub(crate) const STATUS: u64 = 0x20;
     pub(crate) const INTERRUPT_STATUS: u64 = 0x24;
     pub(crate) const INTERRUPT_RAISE: u64 = 0x60;
     pub(crate) const INTERRUPT_ACKNOWLEDGE: u64 = 0x64;
@@ -29,6 +31,17 @@ mod reg {
 const COMMAND_START: u64 = 1 << 0;
 const COMMAND_TO_RAM: u64 = 1 << 1;
 const COMMAND_INTERRUPT: u64 = 1 << 2;
+
+/// Status bit: a factorial is being computed.
+const STATUS_COMPUTING: u32 = 0x01;
+/// Status bit: raise [`INTERRUPT_FACTORIAL_DONE`] when the factorial is done.
+const STATUS_INTERRUPT_ON_FACTORIAL: u32 = 0x80;
+
+/// The interrupt status bit raised when a factorial finishes (if asked for).
+pub const INTERRUPT_FACTORIAL_DONE: u32 = 0x01;
+
+/// TIMEOUT: the model computes in a thread right after the write; 1 s covers a loaded host.
+pub const FACTORIAL_BUDGET_US: u64 = 1_000_000;
 
 /// The interrupt status bit the DMA engine raises on completion when asked to.
 pub const INTERRUPT_DMA_DONE: u32 = 0x100;
@@ -205,6 +218,43 @@ impl<R: EduRegisters> Edu<R> {
         Ok(())
     }
 
+    /// Starts computing `n!` (modulo 2^32, as the model does); with
+    /// [`Completion::Interrupt`] the device raises [`INTERRUPT_FACTORIAL_DONE`] when done.
+    pub fn start_factorial(&mut self, n: u32, completion: Completion) -> Result<(), EduError> {
+        if self.registers.read32(reg::STATUS) & STATUS_COMPUTING != 0 {
+            return Err(EduError::Busy);
+        }
+        let status = match completion {
+            Completion::Quiet => 0,
+            Completion::Interrupt => STATUS_INTERRUPT_ON_FACTORIAL,
+        };
+        self.registers.write32(reg::STATUS, status);
+        self.registers.write32(reg::FACTORIAL, n);
+        Ok(())
+    }
+
+    /// The factorial's result once the device has finished it.
+    pub fn factorial_result(&self) -> Option<u32> {
+        (self.registers.read32(reg::STATUS) & STATUS_COMPUTING == 0)
+            .then(|| self.registers.read32(reg::FACTORIAL))
+    }
+
+    /// Computes `n!` on the device and waits for it within [`FACTORIAL_BUDGET_US`].
+    pub fn factorial(&mut self, n: u32, now_us: &dyn Fn() -> u64) -> Result<u32, EduError> {
+        self.start_factorial(n, Completion::Quiet)?;
+        let start = now_us();
+        loop {
+            if let Some(result) = self.factorial_result() {
+                return Ok(result);
+            }
+            if now_us().saturating_sub(start) > FACTORIAL_BUDGET_US {
+                return Err(EduError::Timeout {
+                    budget_us: FACTORIAL_BUDGET_US,
+                });
+            }
+        }
+    }
+
     /// Raises an interrupt: ORs `bits` into the status register, then the device sends its MSI
     /// (if MSI is enabled) or asserts INTx. The model sends whenever the status is non-zero
     /// after the OR, so acknowledge earlier interrupts first.
@@ -236,6 +286,11 @@ mod tests {
         writes: RefCell<Vec<(u64, u64)>>,
         busy_polls: Cell<u32>,
         delay: u32,
+        /// Status register (0x20) as last written, and the factorial register.
+        control: Cell<u32>,
+        factorial: Cell<u32>,
+        /// Status reads left before the factorial is done.
+        computing: Cell<u32>,
     }
 
     impl FakeEdu {
@@ -247,6 +302,9 @@ mod tests {
                 writes: RefCell::new(Vec::new()),
                 busy_polls: Cell::new(0),
                 delay,
+                control: Cell::new(0),
+                factorial: Cell::new(0),
+                computing: Cell::new(0),
             }
         }
     }
@@ -256,6 +314,18 @@ mod tests {
             match offset {
                 0 => self.id,
                 4 => !self.liveness.get(),
+                0x08 => self.factorial.get(),
+                0x20 => {
+                    let left = self.computing.get();
+                    if left == 1 {
+                        // Done: the model raises the interrupt if bit 7 asked for it.
+                        if self.control.get() & 0x80 != 0 {
+                            self.status.set(self.status.get() | 1);
+                        }
+                    }
+                    self.computing.set(left.saturating_sub(1));
+                    self.control.get() | u32::from(left > 0)
+                }
                 0x24 => self.status.get(),
                 _ => 0,
             }
@@ -263,6 +333,12 @@ mod tests {
         fn write32(&self, offset: u64, value: u32) {
             match offset {
                 4 => self.liveness.set(value),
+                0x08 => {
+                    self.factorial
+                        .set((1..=value).fold(1u32, |a, b| a.wrapping_mul(b)));
+                    self.computing.set(self.delay);
+                }
+                0x20 => self.control.set(value & 0x80),
                 0x60 => self.status.set(self.status.get() | value),
                 0x64 => self.status.set(self.status.get() & !value),
                 _ => {}
@@ -383,5 +459,33 @@ mod tests {
         let mut wrong = FakeEdu::new(0);
         wrong.id = 0x1234_5678;
         assert!(matches!(Edu::new(&wrong), Err(EduError::NotAnEdu(_))));
+    }
+
+    #[test]
+    fn factorial_waits_for_the_device_and_can_ask_for_an_interrupt() {
+        let fake = FakeEdu::new(4);
+        let mut edu = Edu::new(&fake).unwrap();
+        assert_eq!(edu.factorial(12, &clock()), Ok(479_001_600));
+        assert_eq!(edu.interrupt_status(), 0, "quiet: no interrupt");
+        edu.start_factorial(5, Completion::Interrupt).unwrap();
+        assert_eq!(
+            edu.start_factorial(6, Completion::Quiet),
+            Err(EduError::Busy)
+        );
+        let result = (0..10).find_map(|_| edu.factorial_result());
+        assert_eq!(result, Some(120));
+        assert_eq!(edu.interrupt_status(), INTERRUPT_FACTORIAL_DONE);
+    }
+
+    #[test]
+    fn a_stuck_factorial_times_out() {
+        let fake = FakeEdu::new(u32::MAX);
+        let mut edu = Edu::new(&fake).unwrap();
+        assert_eq!(
+            edu.factorial(3, &clock()),
+            Err(EduError::Timeout {
+                budget_us: FACTORIAL_BUDGET_US
+            })
+        );
     }
 }

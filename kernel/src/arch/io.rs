@@ -54,6 +54,26 @@ pub fn halt() {
     x86_64::instructions::hlt();
 }
 
+/// Halts until the next interrupt unless `done()` says the wait is over; `done` runs with
+/// interrupts off, so an interrupt that makes it true cannot slip in between the check and
+/// the halt (`sti; hlt` takes the pending interrupt only after the halt started). Returns
+/// `done`'s verdict. With interrupts off on entry nothing would wake a halt: it only checks.
+pub fn halt_unless(done: impl FnOnce() -> bool) -> bool {
+    use x86_64::instructions::interrupts;
+    if !interrupts::are_enabled() {
+        let finished = done();
+        core::hint::spin_loop();
+        return finished;
+    }
+    interrupts::disable();
+    if done() {
+        interrupts::enable();
+        return true;
+    }
+    interrupts::enable_and_hlt();
+    false
+}
+
 /// Disables interrupts and halts forever.
 pub fn halt_forever() -> ! {
     loop {

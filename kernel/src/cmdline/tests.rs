@@ -176,6 +176,7 @@ fn every_option_is_documented_and_parses() {
             "iommu=on|off" => "iommu=off".to_string(),
             "iommu.invalidation=register|queued" => "iommu.invalidation=queued".to_string(),
             "iommu.fault_limit=N/MSms" => "iommu.fault_limit=8/1000ms".to_string(),
+            "drivers=all|none|NAME[,NAME...]" => "drivers=nvme,edu".to_string(),
             other => other.to_string(),
         };
         assert!(example.starts_with(key));
@@ -304,6 +305,23 @@ fn fault_limit_and_unsafe_interrupts() {
             matches!(parsed.problems.as_slice(), [Problem::Malformed { .. }]),
             "{bad}: {:?}",
             parsed.problems
+        );
+    }
+}
+
+#[test]
+fn driver_choice() {
+    assert_eq!(parse("").drivers, DriverChoice::All);
+    assert_eq!(parse("drivers=none").drivers, DriverChoice::None);
+    let only = parse("drivers=nvme,virtio-blk").drivers;
+    assert!(only.includes("nvme") && only.includes("virtio-blk") && !only.includes("edu"));
+    assert!(!DriverChoice::None.includes("edu"));
+    for bad in ["drivers", "drivers=", "drivers=nvme,,edu", "drivers=NVMe"] {
+        let line = parse(bad);
+        assert_eq!(line.drivers, DriverChoice::All, "{bad}");
+        assert!(
+            matches!(line.problems[..], [Problem::Malformed { .. }]),
+            "{bad}"
         );
     }
 }

@@ -108,6 +108,14 @@ impl AsRef<RegisterWindow> for BarWindow<'_> {
     }
 }
 
+impl BarWindow<'_> {
+    /// The mapped window without the borrow: only for [`DriverDevice`](super::DriverDevice),
+    /// which keeps its windows in the same value as the handle and drops them first.
+    pub(super) fn into_window(self) -> RegisterWindow {
+        self.window
+    }
+}
+
 impl core::ops::Deref for BarWindow<'_> {
     type Target = RegisterWindow;
 
@@ -147,7 +155,7 @@ impl Bound {
     }
 
     /// Fails unless the device is still this handle's (not quarantined, not released).
-    fn live(&self) -> Result<(), PassthroughError> {
+    pub(super) fn live(&self) -> Result<(), PassthroughError> {
         match self.state() {
             Some(DeviceState::Bound { owner } | DeviceState::Attached { owner, .. })
                 if owner == self.owner =>

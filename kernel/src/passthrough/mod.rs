@@ -18,12 +18,16 @@
 //! interrupt handler or under the registry lock.
 
 mod config;
+mod device_dma;
+mod driver_device;
 mod handle;
 mod interrupts;
 mod registry;
 mod release;
 
 pub use config::ConfigDenied;
+pub use device_dma::{DeviceDma, DmaError, DmaMapping, DmaStats};
+pub use driver_device::DriverDevice;
 pub use handle::{BarWindow, Bound, Parked, open};
 pub use interrupts::Interrupt;
 pub use release::settle;

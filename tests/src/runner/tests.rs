@@ -16,6 +16,7 @@ fn scenario(name: &str, script: &str, timeout: Duration, expect: Expect) -> Scen
         command,
         timeout,
         expect,
+        after: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn a_missing_program_fails_its_scenario_only() {
         command: Command::new("/nonexistent/qemu-system-x86_64"),
         timeout: GENEROUS,
         expect: Expect::success(Vec::<String>::new()),
+        after: None,
     };
     let fine = scenario(
         "fine",
@@ -197,4 +199,29 @@ fn at_most_parallel_commands_run_at_once() {
     assert_eq!(seen.len(), 6);
     assert!(seen.iter().all(|&count| count <= 2), "{seen:?}");
     assert!(seen.contains(&2), "never ran two at once: {seen:?}");
+}
+
+#[test]
+fn a_failing_host_check_fails_a_run_that_met_its_expectation() {
+    let ok = || {
+        scenario(
+            "ok",
+            "echo 'moat: ready'; exit 33",
+            GENEROUS,
+            Expect::success(["moat"]),
+        )
+    };
+    let mut checked = ok();
+    checked.name = "checked".to_owned();
+    checked.after = Some(After::new(|| Err("byte 7 of disk.img is 0x00".to_owned())));
+    let mut passes = ok();
+    passes.after = Some(After::new(|| Ok(())));
+    let mut never = scenario("never", "exit 0", GENEROUS, Expect::success(["moat"]));
+    never.after = Some(After::new(|| {
+        panic!("the host check runs only after a passing run")
+    }));
+    let (report, output) = run_captured(vec![checked, passes, never], 1);
+    assert_eq!(report.passed, ["ok"]);
+    assert_eq!(report.failed, ["checked", "never"]);
+    assert!(output.contains("host check after the run failed: byte 7 of disk.img is 0x00"));
 }
