@@ -6,8 +6,10 @@
 //!
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
+mod e1000e;
 mod edu;
 
+pub(crate) use e1000e::{E1000eDriver, configure as configure_network};
 pub(crate) use edu::{EduDriver, Window};
 
 use alloc::boxed::Box;
@@ -51,7 +53,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, e1000e::ENTRY];
 
 struct Running {
     name: &'static str,

@@ -6,6 +6,7 @@
 mod dma;
 mod drivers;
 mod irq;
+mod net;
 mod ownership;
 pub(crate) mod pattern;
 mod reset;
@@ -22,6 +23,7 @@ const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (drivers::SCENARIOS, drivers::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
+    (net::SCENARIOS, net::run),
     (reset::SCENARIOS, reset::run),
     (moat_kernel::scenarios::SCENARIOS, |name| {
         moat_kernel::scenarios::run(&crate::ROOT, name)
