@@ -34,6 +34,7 @@ fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Ex
         timeout: qemu::KERNEL_TIMEOUT,
         expect,
         after: None,
+        during: None,
     }
 }
 
@@ -389,6 +390,8 @@ pub(crate) fn image_scenarios(iso: &Path) -> Vec<Scenario> {
                     "timers: TSC",
                 ]),
                 after: None,
+                during: None,
+                during: None,
             });
         }
     }
