@@ -391,7 +391,6 @@ pub(crate) fn image_scenarios(iso: &Path) -> Vec<Scenario> {
                 ]),
                 after: None,
                 during: None,
-                during: None,
             });
         }
     }
