@@ -23,7 +23,7 @@ use moat_kernel::cmdline::Ipv4WithPrefix;
 use moat_kernel::passthrough::{DmaMapping, DriverDevice};
 use moat_kernel::pci::PciDevice;
 use moat_kernel::{error, time};
-use moat_net_stack::{Ipv4Address, Ipv4Cidr, Report, Stack, StackConfig};
+use moat_net_stack::{Ipv4Cidr, Report, Stack, StackConfig};
 use spin::Mutex;
 
 /// Retired transmit buffers per ranged invalidation.
@@ -63,7 +63,7 @@ impl Registers for Session {
         // abort; the driver validates what it reads.
         self.0
             .mapped(0)
-            .and_then(|window| Ok(window.read32(u64::from(offset))))
+            .map(|window| window.read32(u64::from(offset)))
             .ok()
             .and_then(Result::ok)
             .unwrap_or(u32::MAX)
@@ -145,7 +145,7 @@ type Nic = E1000e<Session>;
 /// The device, bare or carrying the network stack.
 enum State {
     /// No `net.ip=`: the device is up, nothing listens.
-    Bare(Nic),
+    Bare(Box<Nic>),
     /// The stack and its services on the configured address.
     Serving(Box<Stack<Nic>>),
 }
@@ -164,15 +164,15 @@ fn probe(mut session: DriverDevice) -> Result<Box<dyn Driver>, String> {
     let (address, gateway) = *NETWORK.lock();
     let Some(address) = address else {
         return Ok(Box::new(E1000eDriver {
-            state: State::Bare(nic),
+            state: State::Bare(Box::new(nic)),
             mac,
             address: None,
         }));
     };
-    let cidr = Ipv4Cidr::new(Ipv4Address::from(address.address), address.prefix_len);
+    let cidr = Ipv4Cidr::new(address.address, address.prefix_len);
     let config = StackConfig {
         address: cidr,
-        gateway: gateway.map(Ipv4Address::from),
+        gateway,
         random_seed: time::now_ns()
             ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0]),
     };
