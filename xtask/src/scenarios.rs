@@ -88,11 +88,13 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             &showcase(disks, "drivers-showcase"),
             image,
             "poweroff drivers=all",
-            // Each edu is its driver's, in its own space and domain; the second edu of the
+            // Each edu and the e1000e is its driver's, in its own space and domain (the e1000e
+            // up with no address: no net.ip); the second edu of the
             // bridged group cannot get a second owner and stays blocked, said so.
             Expect::success([
                 "driver: 0000:00:01.0 edu group 1 space 1 domain 2: alive, 12! = 479001600, DMA round trip with MSI ok",
-                "driver: 0000:01:00.0 edu group 8 space 2 domain 3: alive",
+                "driver: 0000:00:04.0 e1000e group 4 space 2 domain 3: mac 52:54:00:12:34:56, link up, MSI-X, no address (net.ip= not given)",
+                "driver: 0000:01:00.0 edu group 8 space 3 domain 4: alive",
                 "registry: 0000:00:01.0 group 1 state attached owner 1 (edu) space 1 domain 2",
                 "driver: 0000:03:02.0: edu failed: bind: Busy (another owner holds its group",
             ]),
