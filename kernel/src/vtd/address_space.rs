@@ -195,6 +195,17 @@ impl IoAddressSpace {
         inner.buffers.get(&iova.as_u64()).map(|m| f(&m.buffer))
     }
 
+    /// Every mapped buffer as (IOVA, length), in IOVA order (for reports and tests: the
+    /// isolation scenarios aim other devices at exactly these).
+    pub fn mappings(&self) -> Vec<(u64, u64)> {
+        let inner = self.shared.lock();
+        inner
+            .buffers
+            .iter()
+            .map(|(iova, mapped)| (*iova, mapped.buffer.len()))
+            .collect()
+    }
+
     /// What `iova` translates to (for reports and tests).
     pub fn translate(&self, iova: Iova) -> Option<moat_iommu::paging::Translation> {
         self.shared.lock().table().translate(iova)
