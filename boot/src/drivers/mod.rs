@@ -6,10 +6,12 @@
 //!
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
+mod e1000e;
 mod edu;
 mod nvme;
 mod virtio_blk;
 
+pub(crate) use e1000e::{E1000eDriver, configure as configure_network};
 pub(crate) use edu::{EduDriver, Window};
 pub(crate) use nvme::NvmeDriver;
 pub(crate) use virtio_blk::{Block, block};
@@ -55,7 +57,7 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, e1000e::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
 
 struct Running {
     name: &'static str,

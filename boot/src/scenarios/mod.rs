@@ -7,6 +7,7 @@ mod dma;
 mod drivers;
 mod irq;
 mod nvme;
+mod net;
 mod ownership;
 pub(crate) mod pattern;
 mod reset;
@@ -26,6 +27,7 @@ const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
     (nvme::SCENARIOS, nvme::run),
+    (net::SCENARIOS, net::run),
     (reset::SCENARIOS, reset::run),
     (moat_kernel::scenarios::SCENARIOS, |name| {
         moat_kernel::scenarios::run(&crate::ROOT, name)
