@@ -3,7 +3,7 @@
 //!
 //! QEMU 7.2 refuses `queue-size=0` ("must be > 2"), so a queue size of 0 cannot be produced
 //! here; `moat-virtio` and `moat-virtio-blk` test it against their fake device. The smallest
-//! queue QEMU allows, 4, is below the driver's ring of 64 and takes the same refusal path.
+//! queue QEMU allows, 4, is below the driver's ring of 128 and takes the same refusal path.
 
 use crate::disk_check;
 use crate::qemu::Machine;
@@ -60,7 +60,7 @@ fn scenario(name: &str, image: &Path, disks: &Path, small_queue: bool) -> Scenar
     }
     let mut lines = vec![
         "driver: 0000:01:00.0 virtio-blk group".to_string(),
-        "(ACCESS_PLATFORM on), queue of 64 on MSI-X entry 0".to_string(),
+        "(ACCESS_PLATFORM on), queue of 128 on MSI-X entry 0".to_string(),
         "registry: 0000:01:00.0 group".to_string(),
         format!(
             "virtio-blk: 0000:01:00.0: wrote, flushed, read back and compared {} bytes",
@@ -71,8 +71,8 @@ fn scenario(name: &str, image: &Path, disks: &Path, small_queue: bool) -> Scenar
     ];
     if small_queue {
         lines.extend([
-            "driver: 0000:02:00.0: virtio-blk failed: Transport(QueueTooSmall { queue: 0, size: 4, needed: 64 })".to_string(),
-            "virtio-blk: refused 0000:02:00.0 (Transport(QueueTooSmall { queue: 0, size: 4, needed: 64 })), now: registry: 0000:02:00.0 group 5 state blocked owner - space - domain blocking".to_string(),
+            "driver: 0000:02:00.0: virtio-blk failed: Transport(QueueTooSmall { queue: 0, size: 4, needed: 128 })".to_string(),
+            "virtio-blk: refused 0000:02:00.0 (Transport(QueueTooSmall { queue: 0, size: 4, needed: 128 })), now: registry: 0000:02:00.0 group 5 state blocked owner - space - domain blocking".to_string(),
         ]);
     }
     let mut scenario = kernel(

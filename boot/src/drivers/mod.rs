@@ -6,6 +6,7 @@
 //!
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
+pub(crate) mod block;
 mod e1000e;
 mod edu;
 mod nvme;
@@ -57,7 +58,8 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY, e1000e::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] =
+    &[edu::ENTRY, e1000e::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
 
 struct Running {
     name: &'static str,

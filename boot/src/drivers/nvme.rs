@@ -5,6 +5,7 @@
 //! retired into the session's batch queue when its command is done. Removing the driver, or
 //! dropping it, shuts the controller down (CC.SHN) before the session releases the device.
 
+use super::block::NvmeRequests;
 use super::{Driver, DriverEntry};
 use alloc::boxed::Box;
 use alloc::format;
@@ -160,6 +161,7 @@ enum State {
 pub(crate) struct NvmeDriver {
     state: State,
     summary: String,
+    requests: NvmeRequests,
 }
 
 fn probe(mut device: DriverDevice) -> Result<Box<dyn Driver>, String> {
@@ -193,6 +195,7 @@ fn probe(mut device: DriverDevice) -> Result<Box<dyn Driver>, String> {
     Ok(Box::new(NvmeDriver {
         state: State::Running(Box::new(nvme)),
         summary,
+        requests: NvmeRequests::default(),
     }))
 }
 
@@ -203,6 +206,50 @@ impl NvmeDriver {
             State::Running(nvme) => Ok(nvme),
             _ => Err("the nvme driver was stopped".into()),
         }
+    }
+
+    /// The block interface's bookkeeping.
+    pub(super) fn requests(&mut self) -> &mut NvmeRequests {
+        &mut self.requests
+    }
+
+    /// The namespace's size in 512-byte sectors (0 once stopped).
+    pub(super) fn namespace_sectors(&self) -> u64 {
+        match &self.state {
+            State::Running(nvme) => {
+                let namespace = nvme.namespace();
+                namespace.blocks * u64::from(namespace.block_size) / 512
+            }
+            _ => 0,
+        }
+    }
+
+    /// Commands the I/O queues hold at once (each queue keeps one entry free).
+    pub(super) fn queue_depth(&self) -> usize {
+        let entries = usize::from(Options::default().queue_entries);
+        (entries - 1) * usize::from(IO_QUEUES)
+    }
+
+    /// `sectors` 512-byte sectors at `sector` as (first block, blocks) of the namespace.
+    pub(super) fn to_blocks(&self, sector: u64, sectors: u64) -> Result<(u64, u32), String> {
+        let State::Running(nvme) = &self.state else {
+            return Err("the nvme driver was stopped".into());
+        };
+        let per_block = u64::from(nvme.namespace().block_size) / 512;
+        if per_block == 0 || sector % per_block != 0 || sectors % per_block != 0 {
+            return Err(format!(
+                "{sectors} sector(s) at {sector} are not whole {} B blocks",
+                nvme.namespace().block_size
+            ));
+        }
+        let blocks = u32::try_from(sectors / per_block).map_err(|_| "request too large")?;
+        Ok((sector / per_block, blocks))
+    }
+
+    /// Completion interrupts taken on the I/O queues' vectors.
+    pub(super) fn completion_interrupts(&self) -> u64 {
+        let device = self.session().device();
+        (1..=IO_QUEUES).map(|entry| device.deliveries(entry)).sum()
     }
 
     /// The session's DMA counters (maps, retirements, batch invalidations).

@@ -6,8 +6,8 @@
 mod dma;
 mod drivers;
 mod irq;
-mod nvme;
 mod net;
+mod nvme;
 mod ownership;
 pub(crate) mod pattern;
 mod reset;
