@@ -187,6 +187,7 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     let driver_lines = if passthrough::registry_lines().is_empty() {
         alloc::vec::Vec::new()
     } else {
+        drivers::configure_network(options.net_address, options.net_gateway);
         drivers::start(&options.drivers, &devices.devices)
     };
 

@@ -11,6 +11,9 @@ use core::fmt;
 use crate::log::Level;
 use moat_iommu::Bdf;
 
+mod net;
+pub use net::Ipv4WithPrefix;
+
 /// Every option the kernel understands, as `(syntax, one-line help)`, for the README and the
 /// boot report.
 pub const OPTIONS: &[(&str, &str)] = &[
@@ -41,6 +44,14 @@ pub const OPTIONS: &[(&str, &str)] = &[
     (
         "drivers=all|none|NAME[,NAME...]",
         "which drivers of the table start at boot (default all); others' devices stay blocked",
+    ),
+    (
+        "net.ip=A.B.C.D/N",
+        "the network driver's IPv4 address and prefix length, e.g. net.ip=10.0.2.15/24",
+    ),
+    (
+        "net.gw=A.B.C.D",
+        "the network driver's default gateway, inside net.ip's subnet, e.g. net.gw=10.0.2.2",
     ),
     (
         "iommu.allow_unsafe_interrupts",
@@ -124,6 +135,10 @@ pub struct CommandLine {
     pub passthrough: Vec<Bdf>,
     /// `drivers=`: which drivers start at boot.
     pub drivers: DriverChoice,
+    /// `net.ip=`: the network stack's address and prefix (None: no network services).
+    pub net_address: Option<Ipv4WithPrefix>,
+    /// `net.gw=`: the network stack's default gateway.
+    pub net_gateway: Option<core::net::Ipv4Addr>,
     /// Everything that was wrong with the line, in the order it was found.
     pub problems: Vec<Problem>,
 }
@@ -243,6 +258,8 @@ impl CommandLine {
             }
             "iommu.passthrough" => self.passthrough = device_list(value)?,
             "drivers" => self.drivers = drivers(value)?,
+            "net.ip" => self.net_address = Some(net::address(value)?),
+            "net.gw" => self.net_gateway = Some(net::gateway(value)?),
             "" => return Err(Rejection::Malformed("option name must not be empty")),
             _ => return Err(Rejection::Unknown),
         }

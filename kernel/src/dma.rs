@@ -126,6 +126,25 @@ impl RegisterWindow {
         Self::map(base, len)
     }
 
+    /// Length of the window (the BAR's size) in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the window is empty (never: a BAR is at least 16 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `[address, address + len)` lies inside this window's BAR (physical, identity
+    /// mapped): for the virtio HAL's MMIO check, kernel-internal.
+    pub(crate) fn contains_physical(&self, address: u64, len: u64) -> bool {
+        address >= self.base
+            && address
+                .checked_add(len)
+                .is_some_and(|end| end <= self.base + self.len)
+    }
+
     fn at(&self, offset: u64, width: u64) -> Result<usize, OutOfBounds> {
         if !offset.is_multiple_of(width)
             || offset.checked_add(width).is_none_or(|end| end > self.len)

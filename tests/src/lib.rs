@@ -28,4 +28,4 @@ pub use outcome::{
 };
 pub use process::{RunResult, run};
 pub use runner::{Report, run_all, run_all_with_output};
-pub use scenario::{After, Expect, Mismatch, READY_LINE, Scenario, check};
+pub use scenario::{After, During, Expect, Mismatch, READY_LINE, Scenario, check};

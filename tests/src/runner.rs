@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::command_line;
 use crate::process::{self, RunResult};
-use crate::scenario::{After, Scenario, check};
+use crate::scenario::{After, During, Scenario, check};
 
 /// The result of [`run_all`]: which scenarios passed and which failed, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,12 +170,19 @@ fn execute(index: usize, scenario: Scenario) -> Finished {
         timeout,
         expect,
         after,
+        during,
     } = scenario;
     let command_line = command_line::render(&command);
+    let peer = during.map(|During(step)| start_during(step, Instant::now() + timeout));
     let run = process::run(command, timeout);
     let verdict = match &run {
         Ok(result) => check(&expect, result).map_err(|mismatch| mismatch.to_string()),
         Err(error) => Err(format!("could not run the command: {error}")),
+    };
+    let verdict = match (verdict, peer.map(finish_during)) {
+        (Ok(()), Some(Err(why))) => Err(format!("host side during the run failed: {why}")),
+        (Err(run), Some(Err(why))) => Err(format!("{run}; host side during the run: {why}")),
+        (verdict, _) => verdict,
     };
     let verdict = match (verdict, after) {
         (Ok(()), Some(After(host_check))) => {
@@ -189,6 +196,44 @@ fn execute(index: usize, scenario: Scenario) -> Finished {
         command_line,
         run,
         verdict,
+    }
+}
+
+/// How long a host step may overrun the run's deadline before the harness stops waiting.
+// TIMEOUT: a step checks its deadline between socket operations that time out in seconds.
+const DURING_GRACE: Duration = Duration::from_secs(15);
+
+/// A host step running on its own thread, and when it must have answered.
+type Peer = (mpsc::Receiver<Result<(), String>>, Instant);
+
+/// Starts a host step on its own thread.
+fn start_during(
+    step: Box<dyn FnOnce(Instant) -> Result<(), String> + Send>,
+    deadline: Instant,
+) -> Peer {
+    let (done, result) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("moat-tests-host-step".into())
+        .spawn(move || {
+            let _ = done.send(step(deadline));
+        });
+    if let Err(error) = spawned {
+        let (done, failed) = mpsc::channel();
+        let _ = done.send(Err(format!("cannot start the host step: {error}")));
+        return (failed, deadline);
+    }
+    (result, deadline)
+}
+
+/// The host step's result; an error if it did not answer by its deadline plus a grace.
+fn finish_during((result, deadline): Peer) -> Result<(), String> {
+    let budget = (deadline + DURING_GRACE).saturating_duration_since(Instant::now());
+    match result.recv_timeout(budget) {
+        Ok(outcome) => outcome,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Err("the host step did not finish by the run's deadline".into())
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err("the host step panicked".into()),
     }
 }
 

@@ -31,6 +31,28 @@ pub struct Scenario {
     /// A check the host runs after the run met its expectation, e.g. reading the disk images
     /// the guest wrote; its error fails the scenario.
     pub after: Option<After>,
+    /// A host-side peer that runs while the command runs (e.g. a client talking to the guest
+    /// over the network); it gets the run's deadline and must return by then. Its error fails
+    /// the scenario.
+    pub during: Option<During>,
+}
+
+/// A host-side step run concurrently with a scenario's command (see [`Scenario::during`]).
+pub struct During(pub Box<dyn FnOnce(std::time::Instant) -> Result<(), String> + Send>);
+
+impl During {
+    /// Wraps `step`, which receives the wall-clock deadline of the run.
+    pub fn new(
+        step: impl FnOnce(std::time::Instant) -> Result<(), String> + Send + 'static,
+    ) -> Self {
+        Self(Box::new(step))
+    }
+}
+
+impl std::fmt::Debug for During {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("During(host step)")
+    }
 }
 
 /// A host-side check run after a scenario's command (see [`Scenario::after`]).

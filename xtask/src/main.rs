@@ -8,12 +8,14 @@ mod bench;
 mod disk_check;
 mod elf;
 mod image;
+mod net_check;
 mod oracle;
 mod oracle_check;
 mod provision;
 mod qemu;
 mod scenarios;
 mod target;
+mod virtio_blk_scenarios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -238,6 +240,16 @@ fn lint() -> Result<(), String> {
             "moat-iommu",
             "-p",
             "moat-edu",
+            "-p",
+            "moat-virtio",
+            "-p",
+            "moat-virtio-blk",
+            "-p",
+            "moat-nvme",
+            "-p",
+            "moat-e1000e",
+            "-p",
+            "moat-net-stack",
             "--target",
             target::BASE_TARGET,
             "--",
@@ -283,11 +295,13 @@ fn run_scenarios(filter: Option<&str>) -> Result<(), String> {
     provision::ensure_packages(provision::QEMU)?;
     provision::ensure_packages(provision::DISKS)?;
     provision::ensure_packages(provision::IMAGE)?;
+    provision::ensure_packages(provision::NET)?;
     let kernel = build_kernel()?;
     let iso = image(&["--cmdline".into(), "poweroff".into()])?;
     let disks = root().join("target/disks");
     qemu::create_disks(&disks)?;
     let mut list = scenarios::kernel_scenarios(&kernel, &disks);
+    list.extend(net_check::scenarios(&kernel, &disks.join("net")));
     list.extend(scenarios::image_scenarios(&iso));
     list.retain(|scenario| filter.is_none_or(|f| scenario.name.contains(f)));
     if list.is_empty() {

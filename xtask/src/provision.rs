@@ -53,6 +53,27 @@ pub(crate) const DISKS: &[Package] = &[Package {
     provides: "/usr/bin/qemu-img",
 }];
 
+/// What the network scenarios' host side needs: a network namespace with a tap link, and the
+/// host kernel's own ARP and ICMP clients.
+pub(crate) const NET: &[Package] = &[
+    Package {
+        name: "iproute2",
+        provides: "/usr/sbin/ip",
+    },
+    Package {
+        name: "util-linux",
+        provides: "/usr/bin/unshare",
+    },
+    Package {
+        name: "iputils-ping",
+        provides: "/usr/bin/ping",
+    },
+    Package {
+        name: "iputils-arping",
+        provides: "/usr/bin/arping",
+    },
+];
+
 /// Ensures the `x86_64-unknown-none` target is installed.
 pub(crate) fn ensure_target() -> Result<(), String> {
     let output = Command::new("rustup")

@@ -261,6 +261,41 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// The NVMe machine: an nvme below each of its own root ports (buses 1, 2, ... in order),
+    /// backed by its image or, for `None`, by none at all (a controller without a namespace),
+    /// and an edu on the root bus (another driver's device, which must keep working).
+    pub(crate) fn nvme(images: &[Option<&Path>]) -> Self {
+        let mut devices = Vec::new();
+        for (i, image) in images.iter().enumerate() {
+            let n = i + 1;
+            devices.push("-device".to_string());
+            devices.push(format!(
+                "pcie-root-port,id=rp{n},chassis={n},slot={n},addr={:#x}",
+                n + 1
+            ));
+            let drive = match image {
+                Some(path) => {
+                    devices.push("-drive".to_string());
+                    devices.push(format!(
+                        "file={},if=none,id=nvme{n},format=raw",
+                        path.display()
+                    ));
+                    format!(",drive=nvme{n}")
+                }
+                None => String::new(),
+            };
+            devices.push("-device".to_string());
+            devices.push(format!("nvme,serial=moat-nvme{n},bus=rp{n},addr=0{drive}"));
+        }
+        devices.extend(["-device".to_string(), "edu,addr=0x10".to_string()]);
+        Self {
+            devices,
+            ..Self::default()
+        }
+    }
+}
+
 /// Builds the QEMU command for `machine` booted by `boot` under `firmware`.
 pub(crate) fn command(machine: &Machine, boot: &Boot, firmware: Firmware) -> Command {
     let mut command = Command::new("qemu-system-x86_64");

@@ -1,6 +1,8 @@
 //! The QEMU integration scenarios `cargo xtask test` runs: each boots the real image with a
 //! wall-clock timeout and states exactly which outcome and which serial lines prove it.
 
+mod nvme;
+
 use crate::qemu::{self, Boot, Firmware, Machine};
 use moat_tests::{Expect, OutcomeKind, Scenario};
 use std::path::Path;
@@ -18,7 +20,13 @@ fn showcase(disks: &Path, scenario: &str) -> Machine {
 
 /// A `-kernel` scenario. Drivers stay off (`drivers=none`, every device blocked until a
 /// scenario binds it) unless the command line names them.
-fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Expect) -> Scenario {
+pub(crate) fn kernel(
+    name: &str,
+    machine: &Machine,
+    image: &Path,
+    cmdline: &str,
+    expect: Expect,
+) -> Scenario {
     let cmdline = if cmdline.contains("drivers=") {
         cmdline.to_string()
     } else {
@@ -34,6 +42,7 @@ fn kernel(name: &str, machine: &Machine, image: &Path, cmdline: &str, expect: Ex
         timeout: qemu::KERNEL_TIMEOUT,
         expect,
         after: None,
+        during: None,
     }
 }
 
@@ -87,11 +96,15 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             &showcase(disks, "drivers-showcase"),
             image,
             "poweroff drivers=all",
-            // Each edu is its driver's, in its own space and domain; the second edu of the
+            // Each edu, the nvme, the virtio-blk and the e1000e is its driver's, in its own space
+            // and domain (the e1000e up with no address: no net.ip); the second edu of the
             // bridged group cannot get a second owner and stays blocked, said so.
             Expect::success([
                 "driver: 0000:00:01.0 edu group 1 space 1 domain 2: alive, 12! = 479001600, DMA round trip with MSI ok",
-                "driver: 0000:01:00.0 edu group 8 space 2 domain 3: alive",
+                "driver: 0000:00:02.0 nvme group 2 space 2 domain 3: QEMU NVMe Ctrl, NVMe 1.4, namespace 1: 131072 blocks of 512 B",
+                "driver: 0000:00:03.0 virtio-blk group 3 space 3 domain 4: 131072 sectors (64 MiB), features 0x300000200 (ACCESS_PLATFORM on)",
+                "driver: 0000:00:04.0 e1000e group 4 space 4 domain 5: mac 52:54:00:12:34:56, link up, MSI-X, no address (net.ip= not given)",
+                "driver: 0000:01:00.0 edu group 8 space 5 domain 6: alive",
                 "registry: 0000:00:01.0 group 1 state attached owner 1 (edu) space 1 domain 2",
                 "driver: 0000:03:02.0: edu failed: bind: Busy (another owner holds its group",
             ]),
@@ -334,6 +347,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             "scenario `own-all` passed",
         ]),
     ));
+    list.extend(nvme::scenarios(image, disks));
     let mut hang = kernel(
         "hang-is-timeout",
         &minimal,
@@ -343,6 +357,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
     );
     hang.timeout = qemu::HANG_TIMEOUT;
     list.push(hang);
+    list.extend(crate::virtio_blk_scenarios::scenarios(image, disks));
     list
 }
 
@@ -425,6 +440,7 @@ pub(crate) fn image_scenarios(iso: &Path) -> Vec<Scenario> {
                     "timers: TSC",
                 ]),
                 after: None,
+                during: None,
             });
         }
     }

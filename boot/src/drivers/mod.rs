@@ -6,9 +6,16 @@
 //!
 //! Which drivers run is the `drivers=` command-line option (`all`, `none`, or names).
 
+pub(crate) mod block;
+mod e1000e;
 mod edu;
+mod nvme;
+mod virtio_blk;
 
+pub(crate) use e1000e::{E1000eDriver, configure as configure_network};
 pub(crate) use edu::{EduDriver, Window};
+pub(crate) use nvme::NvmeDriver;
+pub(crate) use virtio_blk::{Block, block};
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -51,7 +58,8 @@ pub(crate) struct DriverEntry {
 }
 
 /// The driver table.
-pub(crate) const TABLE: &[DriverEntry] = &[edu::ENTRY];
+pub(crate) const TABLE: &[DriverEntry] =
+    &[edu::ENTRY, e1000e::ENTRY, nvme::ENTRY, virtio_blk::ENTRY];
 
 struct Running {
     name: &'static str,
@@ -85,6 +93,9 @@ pub(crate) fn start(choice: &DriverChoice, devices: &[PciDevice]) -> Vec<String>
                 RUNNING.lock().push(running);
             }
             Err(why) => {
+                // The failed probe dropped the session: finish its release now, so the
+                // report shows the device blocked rather than releasing.
+                passthrough::settle();
                 error!(
                     "drivers",
                     "{}: {} failed: {why}; device stays blocked", device.bdf, entry.name
@@ -161,6 +172,19 @@ pub(crate) fn with<T: 'static, R>(bdf: Bdf, f: impl FnOnce(&mut T) -> R) -> Opti
     let result = running.driver.as_any_mut().downcast_mut::<T>().map(f);
     RUNNING.lock().push(running);
     result
+}
+
+/// Runs `f` on the running driver of `bdf`, whatever its type (taken out of the table while
+/// `f` runs, as in [`with`]).
+pub(crate) fn with_any<R>(bdf: Bdf, f: impl FnOnce(&mut dyn Any) -> R) -> Option<R> {
+    let mut running = {
+        let mut all = RUNNING.lock();
+        let index = all.iter().position(|running| running.bdf == bdf)?;
+        all.remove(index)
+    };
+    let result = f(running.driver.as_any_mut());
+    RUNNING.lock().push(running);
+    Some(result)
 }
 
 /// The devices a driver named `name` runs on.

@@ -6,11 +6,14 @@
 mod dma;
 mod drivers;
 mod irq;
+mod net;
+mod nvme;
 mod ownership;
 mod pass_through;
 pub(crate) mod pattern;
 mod reset;
 mod rig;
+pub(crate) mod virtio_blk;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,8 +25,11 @@ const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
     (pass_through::SCENARIOS, pass_through::run),
     (drivers::SCENARIOS, drivers::run),
+    (virtio_blk::SCENARIOS, virtio_blk::run),
     (ownership::SCENARIOS, ownership::run),
     (irq::SCENARIOS, irq::run),
+    (nvme::SCENARIOS, nvme::run),
+    (net::SCENARIOS, net::run),
     (reset::SCENARIOS, reset::run),
     (moat_kernel::scenarios::SCENARIOS, |name| {
         moat_kernel::scenarios::run(&crate::ROOT, name)

@@ -178,6 +178,8 @@ fn every_option_is_documented_and_parses() {
             "iommu.fault_limit=N/MSms" => "iommu.fault_limit=8/1000ms".to_string(),
             "iommu.passthrough=BDF[,BDF...]" => "iommu.passthrough=00:03.0".to_string(),
             "drivers=all|none|NAME[,NAME...]" => "drivers=nvme,edu".to_string(),
+            "net.ip=A.B.C.D/N" => "net.ip=10.0.2.15/24".to_string(),
+            "net.gw=A.B.C.D" => "net.gw=10.0.2.2".to_string(),
             other => other.to_string(),
         };
         assert!(example.starts_with(key));
@@ -358,5 +360,63 @@ fn driver_choice() {
             matches!(line.problems[..], [Problem::Malformed { .. }]),
             "{bad}"
         );
+    }
+}
+
+#[test]
+fn network_address_and_gateway() {
+    use core::net::Ipv4Addr;
+    let parsed = parse("net.ip=10.0.2.15/24 net.gw=10.0.2.2");
+    assert_eq!(
+        parsed.net_address,
+        Some(Ipv4WithPrefix {
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            prefix_len: 24
+        })
+    );
+    assert_eq!(parsed.net_gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+    assert!(parsed.problems.is_empty());
+    assert_eq!(
+        parse("net.ip=192.168.7.1/32")
+            .net_address
+            .map(|a| a.prefix_len),
+        Some(32)
+    );
+}
+
+#[test]
+fn malformed_network_options_are_reported_and_not_applied() {
+    for token in [
+        "net.ip",
+        "net.ip=",
+        "net.ip=10.0.2.15",
+        "net.ip=10.0.2.15/",
+        "net.ip=10.0.2.15/33",
+        "net.ip=10.0.2.15/0",
+        "net.ip=10.0.2.15/+24",
+        "net.ip=10.0.2/24",
+        "net.ip=10.0.2.256/24",
+        "net.ip=0.0.0.0/8",
+        "net.ip=224.0.0.1/4",
+        "net.ip=255.255.255.255/32",
+    ] {
+        let parsed = parse(token);
+        assert_eq!(parsed.net_address, None, "{token}");
+        assert!(
+            matches!(&parsed.problems[..], [Problem::Malformed { reason, .. }] if reason.starts_with("net.ip takes")),
+            "{token}: {:?}",
+            parsed.problems
+        );
+    }
+    for token in [
+        "net.gw",
+        "net.gw=",
+        "net.gw=10.0.2",
+        "net.gw=0.0.0.0",
+        "net.gw=10.0.2.2/24",
+    ] {
+        let parsed = parse(token);
+        assert_eq!(parsed.net_gateway, None, "{token}");
+        assert_eq!(parsed.problems.len(), 1, "{token}");
     }
 }

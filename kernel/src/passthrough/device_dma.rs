@@ -134,6 +134,14 @@ impl DeviceDma {
         Ok(DmaMapping { iova, len })
     }
 
+    /// The CPU address (identity-mapped physical) of a mapping's first byte, for memory the
+    /// CPU and the device share in place (virtqueue rings). Kernel-internal: the virtio HAL
+    /// hands it to the `virtio-drivers` crate, which accesses the ring through it.
+    pub(crate) fn cpu_address(&self, mapping: &DmaMapping) -> Option<u64> {
+        self.space
+            .with_buffer(mapping.iova, |buffer| buffer.physical_address())
+    }
+
     /// Copies bytes out of a mapping.
     pub fn read(&self, mapping: &DmaMapping, offset: u64, out: &mut [u8]) -> Result<(), DmaError> {
         if let Some(buffer) = self.unmapped.get(&mapping.iova()) {

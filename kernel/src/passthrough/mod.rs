@@ -24,6 +24,8 @@ mod handle;
 mod interrupts;
 mod registry;
 mod release;
+mod virtio_hal;
+mod virtqueue;
 
 pub use crate::vtd::Translation;
 pub use config::ConfigDenied;
@@ -32,6 +34,8 @@ pub use driver_device::DriverDevice;
 pub use handle::{BarWindow, Bound, Parked, open};
 pub use interrupts::Interrupt;
 pub use release::settle;
+pub use virtio_hal::{SlotError, SlotRegisters, SlotStats, VIRTIO_SLOTS, VirtioHal, VirtioSlot};
+pub use virtqueue::{OwnedQueue, QueueError, UsedBuffers};
 
 use crate::cmdline::CommandLine;
 use crate::ecam::ConfigSpace;

@@ -17,6 +17,7 @@ fn scenario(name: &str, script: &str, timeout: Duration, expect: Expect) -> Scen
         timeout,
         expect,
         after: None,
+        during: None,
     }
 }
 
@@ -152,6 +153,7 @@ fn a_missing_program_fails_its_scenario_only() {
         timeout: GENEROUS,
         expect: Expect::success(Vec::<String>::new()),
         after: None,
+        during: None,
     };
     let fine = scenario(
         "fine",
@@ -224,4 +226,38 @@ fn a_failing_host_check_fails_a_run_that_met_its_expectation() {
     assert_eq!(report.passed, ["ok"]);
     assert_eq!(report.failed, ["checked", "never"]);
     assert!(output.contains("host check after the run failed: byte 7 of disk.img is 0x00"));
+}
+
+#[test]
+fn a_host_step_runs_during_the_command_and_its_failure_fails_the_scenario() {
+    let directory = scratch_directory("during");
+    let marker = directory.join("guest-up");
+    // The "guest" waits for the host step to create a file, as a guest waits for a client.
+    let script = format!(
+        "while [ ! -e {0}.ack ]; do sleep 0.05; done; echo 'moat: ready'; exit 33",
+        marker.display()
+    );
+    let mut talks = scenario(
+        "talks",
+        &script,
+        GENEROUS,
+        Expect::success(Vec::<String>::new()),
+    );
+    let ack = marker.with_extension("ack");
+    talks.during = Some(During::new(move |_deadline| {
+        std::fs::write(&ack, b"hi").map_err(|e| e.to_string())
+    }));
+    let mut wrong = scenario(
+        "wrong-bytes",
+        "echo 'moat: ready'; exit 33",
+        GENEROUS,
+        Expect::success(Vec::<String>::new()),
+    );
+    wrong.during = Some(During::new(|_| {
+        Err("reply byte 3 is 0x41, expected 0x42".into())
+    }));
+    let (report, output) = run_captured(vec![talks, wrong], 2);
+    assert_eq!(report.passed, ["talks"]);
+    assert_eq!(report.failed, ["wrong-bytes"]);
+    assert!(output.contains("host side during the run failed: reply byte 3 is 0x41"));
 }
