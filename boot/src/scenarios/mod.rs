@@ -3,6 +3,7 @@
 //! family's file has its `SCENARIOS` list (name, what it shows) and a `run` that answers
 //! `None` for names that are not its own.
 
+mod bench_block;
 mod dma;
 mod drivers;
 mod irq;
@@ -23,6 +24,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 /// The families, in the order `run` asks them.
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
     (dma::SCENARIOS, dma::run),
+    (bench_block::SCENARIOS, bench_block::run),
     (pass_through::SCENARIOS, pass_through::run),
     (drivers::SCENARIOS, drivers::run),
     (virtio_blk::SCENARIOS, virtio_blk::run),

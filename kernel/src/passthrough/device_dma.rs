@@ -138,6 +138,9 @@ impl DeviceDma {
     /// CPU and the device share in place (virtqueue rings). Kernel-internal: the virtio HAL
     /// hands it to the `virtio-drivers` crate, which accesses the ring through it.
     pub(crate) fn cpu_address(&self, mapping: &DmaMapping) -> Option<u64> {
+        if let Some(buffer) = self.unmapped.get(&mapping.iova()) {
+            return Some(buffer.physical_address());
+        }
         self.space
             .with_buffer(mapping.iova, |buffer| buffer.physical_address())
     }

@@ -4,7 +4,7 @@
 //! `block.txt` and `block-ratios.svg` written to `target/bench/`.
 
 use super::results::{self, Mode, Sample, System};
-use super::{linux, plot, report};
+use super::{RANDOM_IOS, SEQUENTIAL_IOS, linux, plot, report};
 use crate::qemu::{self, BENCH_NVME, BENCH_VIRTIO_BLK, Boot, Firmware, Machine};
 use std::path::{Path, PathBuf};
 
@@ -178,6 +178,21 @@ fn checked(
             mode.name(),
             wrong.system.name(),
             wrong.mode.name()
+        ));
+    }
+    if let Some(wrong) = samples.iter().find(|s| {
+        let expected = match s.cell.workload.as_str() {
+            "rand-4k" => u64::from(RANDOM_IOS),
+            _ => u64::from(SEQUENTIAL_IOS),
+        };
+        s.ios != expected
+    }) {
+        return Err(format!(
+            "{} {} boot measured {} requests for {}, not this run's count:\n{serial}",
+            system.name(),
+            mode.name(),
+            wrong.ios,
+            wrong.cell.workload
         ));
     }
     if samples.len() != CELLS_PER_BOOT {
