@@ -2,6 +2,7 @@
 //! wall-clock timeout and states exactly which outcome and which serial lines prove it.
 
 mod nvme;
+mod pass_through;
 
 use crate::qemu::{self, Boot, Firmware, Machine};
 use moat_tests::{Expect, OutcomeKind, Scenario};
@@ -282,42 +283,7 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
             "iommu groups: none (remapping off)",
         ]),
     ));
-    list.push(kernel(
-        "dma-passthrough",
-        &Machine::dma(""),
-        image,
-        "test=dma-passthrough iommu.passthrough=00:04.0,00:09.0",
-        Expect::success([
-            "pass-through: group 2: 0000:00:04.0 (iommu.passthrough=0000:00:04.0): benchmark yardstick",
-            "pass-through refused for 0000:00:09.0 (iommu.passthrough): no remapping unit translates this device",
-            "dma-passthrough: 0000:00:04.0 copied 1024 bytes out of PA",
-            "dmar fault: source=0000:02:00.0",
-            "access=write reason=0x05",
-            "pass-through: benchmark yardstick, no isolation",
-            "dma-passthrough: ok",
-            "scenario `dma-passthrough` passed",
-        ]),
-    ));
-    list.push(kernel(
-        "driver-edu-passthrough",
-        &Machine::dma(""),
-        image,
-        "test=driver-edu-passthrough drivers=edu iommu.passthrough=00:04.0",
-        Expect::success([
-            "driver-edu-passthrough: 0000:00:04.0: round trip at physical addresses, 0 invalidations",
-            "driver-edu-passthrough: ok (0000:02:01.0 strict: 2 invalidation(s) for one round trip",
-            "scenario `driver-edu-passthrough` passed",
-        ]),
-    ));
-    list.push(kernel(
-        "passthrough-refused-without-ecap-pt",
-        &Machine::dma("pt=off"),
-        image,
-        "poweroff iommu.passthrough=00:04.0",
-        Expect::success([
-            "pass-through refused for 0000:00:04.0 (iommu.passthrough): its remapping unit lacks ECAP.PT; it stays translated",
-        ]),
-    ));
+    list.extend(pass_through::scenarios(image, disks));
     list.push(kernel(
         "bind-refused-without-interrupt-remapping",
         &Machine::dma(""),

@@ -208,7 +208,7 @@ fn checked(
 
 /// Creates the disk images under `dir` if missing: [`DISK_BYTES`] each, written in full
 /// with a byte pattern (not sparse, so every read reaches data the host holds).
-fn create_disks(dir: &Path) -> Result<(), String> {
+pub(crate) fn create_disks(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let megabyte: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)

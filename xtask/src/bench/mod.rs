@@ -10,7 +10,7 @@ mod report;
 mod results;
 mod vtd;
 
-pub(crate) use block::run as run_block;
+pub(crate) use block::{create_disks, run as run_block};
 pub(crate) use vtd::run as run_vtd;
 
 /// Random 4 KiB reads per random cell (at queue depth 1, and split over [`JOBS`] at depth
