@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use super::boot::linux_command;
 use super::guest::{cached_kernel_packages, kernel_dependency};
-use super::initramfs::{INITRAMFS_ENTRIES, initramfs_entries, initrd_stamp};
 use super::report::{PciEntry, parse_bdf};
 use super::*;
 
@@ -310,30 +309,6 @@ fn cached_kernels_are_found_only_when_complete() {
 }
 
 #[test]
-fn the_initrd_stamp_tracks_the_script_busybox_and_modules() {
-    let stamp = initrd_stamp("1:1.35.0-4", INIT_SCRIPT, &[]);
-    assert_eq!(stamp, initrd_stamp("1:1.35.0-4", INIT_SCRIPT, &[]));
-    assert_ne!(stamp, initrd_stamp("1:1.36.0-1", INIT_SCRIPT, &[]));
-    assert_ne!(
-        stamp,
-        initrd_stamp("1:1.35.0-4", &format!("{INIT_SCRIPT}\n"), &[])
-    );
-    let module = PathBuf::from("/c/linux-modules-6.1.0-57-amd64/nvme.ko");
-    assert_ne!(
-        stamp,
-        initrd_stamp("1:1.35.0-4", INIT_SCRIPT, std::slice::from_ref(&module))
-    );
-    assert_ne!(
-        initrd_stamp("1:1.35.0-4", INIT_SCRIPT, &[module]),
-        initrd_stamp(
-            "1:1.35.0-4",
-            INIT_SCRIPT,
-            &[PathBuf::from("/c/linux-modules-6.1.0-58-amd64/nvme.ko")]
-        )
-    );
-}
-
-#[test]
 fn the_init_script_prints_the_report_and_powers_off() {
     assert!(INIT_SCRIPT.starts_with("#!/bin/busybox sh\n"));
     assert!(INIT_SCRIPT.contains("--install -s"));
@@ -353,42 +328,6 @@ fn the_init_script_prints_the_report_and_powers_off() {
     let end = INIT_SCRIPT.find(&format!("echo {END_MARKER}")).unwrap();
     let poweroff = INIT_SCRIPT.find("poweroff -f").unwrap();
     assert!(begin < end && end < poweroff);
-}
-
-#[test]
-fn the_initramfs_list_covers_every_directory_it_needs() {
-    for entry in INITRAMFS_ENTRIES {
-        if let Some((parent, _)) = entry.rsplit_once('/') {
-            assert!(
-                INITRAMFS_ENTRIES.contains(&parent),
-                "{entry} listed without {parent}"
-            );
-        }
-    }
-    for needed in ["./init", "./bin/busybox", "./proc", "./sys", "./dev"] {
-        assert!(INITRAMFS_ENTRIES.contains(&needed), "{needed}");
-    }
-    let mut sorted = INITRAMFS_ENTRIES.to_vec();
-    sorted.sort_unstable();
-    assert_eq!(sorted, INITRAMFS_ENTRIES);
-    assert_eq!(initramfs_entries(&[]), INITRAMFS_ENTRIES);
-    let with_modules = initramfs_entries(&["virtio.ko".into(), "nvme-core.ko".into()]);
-    for entry in &with_modules {
-        if let Some((parent, _)) = entry.rsplit_once('/') {
-            let position = |e: &str| with_modules.iter().position(|x| x == e);
-            assert!(
-                position(parent).is_some() && position(parent) < position(entry),
-                "{entry} listed without or before {parent}"
-            );
-        }
-    }
-    for needed in [
-        "./lib/modules/order",
-        "./lib/modules/virtio.ko",
-        "./lib/modules/nvme-core.ko",
-    ] {
-        assert!(with_modules.iter().any(|e| e == needed), "{needed}");
-    }
 }
 
 #[test]
