@@ -3,6 +3,7 @@
 //! family's file has its `SCENARIOS` list (name, what it shows) and a `run` that answers
 //! `None` for names that are not its own.
 
+mod block_load;
 mod dma;
 mod drivers;
 mod irq;
@@ -21,6 +22,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 
 /// The families, in the order `run` asks them.
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
+    (block_load::SCENARIOS, block_load::run),
     (dma::SCENARIOS, dma::run),
     (drivers::SCENARIOS, drivers::run),
     (virtio_blk::SCENARIOS, virtio_blk::run),
