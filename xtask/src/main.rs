@@ -3,8 +3,6 @@
 //! lacks (`provision.rs`).
 
 mod bench;
-// Its users, the block-driver scenarios, arrive with the drivers (issue 8).
-#[allow(dead_code)]
 mod disk_check;
 mod elf;
 mod image;
@@ -15,7 +13,6 @@ mod provision;
 mod qemu;
 mod scenarios;
 mod target;
-mod virtio_blk_scenarios;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

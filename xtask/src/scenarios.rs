@@ -1,8 +1,10 @@
 //! The QEMU integration scenarios `cargo xtask test` runs: each boots the real image with a
 //! wall-clock timeout and states exactly which outcome and which serial lines prove it.
 
+mod block_load;
 mod nvme;
 mod pass_through;
+mod virtio_blk;
 
 use crate::qemu::{self, Boot, Firmware, Machine};
 use moat_tests::{Expect, OutcomeKind, Scenario};
@@ -323,7 +325,8 @@ pub(crate) fn kernel_scenarios(image: &Path, disks: &Path) -> Vec<Scenario> {
     );
     hang.timeout = qemu::HANG_TIMEOUT;
     list.push(hang);
-    list.extend(crate::virtio_blk_scenarios::scenarios(image, disks));
+    list.extend(virtio_blk::scenarios(image, disks));
+    list.push(block_load::scenario(image, disks));
     list
 }
 

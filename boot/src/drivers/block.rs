@@ -4,7 +4,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use moat_kernel::passthrough::DmaStats;
+use moat_kernel::passthrough::{DmaStats, DriverDevice};
 
 /// A request's token, unique per device while it is in flight.
 pub(crate) type Token = u64;
@@ -28,8 +28,12 @@ pub(crate) trait BlockIo {
     fn dma_stats(&self) -> DmaStats;
     /// Completion interrupts taken so far.
     fn interrupts(&self) -> u64;
+    /// The driver's session (its address space, fault events), for reports and the
+    /// isolation scenarios.
+    fn session(&self) -> &DriverDevice;
 }
 
+use super::Driver;
 use super::nvme::NvmeDriver;
 use super::virtio_blk::Block;
 use alloc::collections::VecDeque;
@@ -88,6 +92,9 @@ impl BlockIo for Virtio<'_> {
     }
     fn interrupts(&self) -> u64 {
         self.0.interrupts()
+    }
+    fn session(&self) -> &DriverDevice {
+        self.0.session()
     }
 }
 
@@ -154,6 +161,9 @@ impl BlockIo for NvmeDriver {
     }
     fn interrupts(&self) -> u64 {
         self.completion_interrupts()
+    }
+    fn session(&self) -> &DriverDevice {
+        Driver::device(self)
     }
 }
 

@@ -236,7 +236,8 @@ impl NvmeDriver {
             return Err("the nvme driver was stopped".into());
         };
         let per_block = u64::from(nvme.namespace().block_size) / 512;
-        if per_block == 0 || sector % per_block != 0 || sectors % per_block != 0 {
+        if per_block == 0 || !sector.is_multiple_of(per_block) || !sectors.is_multiple_of(per_block)
+        {
             return Err(format!(
                 "{sectors} sector(s) at {sector} are not whole {} B blocks",
                 nvme.namespace().block_size

@@ -165,6 +165,8 @@ pub(crate) trait Block {
     fn hal_stats(&self) -> SlotStats;
     /// Interrupts taken on the queue's vector.
     fn interrupts(&self) -> u64;
+    /// The driver's session.
+    fn session(&self) -> &DriverDevice;
 }
 
 /// A running virtio-blk driver in slot `SLOT`. Field order is drop order, after `Drop` has
@@ -212,6 +214,9 @@ impl<const SLOT: usize> Block for VirtioBlkDriver<SLOT> {
     }
     fn interrupts(&self) -> u64 {
         self.session.deliveries(QUEUE_VECTOR)
+    }
+    fn session(&self) -> &DriverDevice {
+        &self.session
     }
 }
 

@@ -4,6 +4,7 @@
 //! `None` for names that are not its own.
 
 mod bench_block;
+mod block_load;
 mod dma;
 mod drivers;
 mod irq;
@@ -23,6 +24,7 @@ type Runner = fn(&str) -> Option<Result<(), String>>;
 
 /// The families, in the order `run` asks them.
 const FAMILIES: &[(&[(&str, &str)], Runner)] = &[
+    (block_load::SCENARIOS, block_load::run),
     (dma::SCENARIOS, dma::run),
     (bench_block::SCENARIOS, bench_block::run),
     (pass_through::SCENARIOS, pass_through::run),

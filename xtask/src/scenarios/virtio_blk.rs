@@ -5,9 +5,9 @@
 //! here; `moat-virtio` and `moat-virtio-blk` test it against their fake device. The smallest
 //! queue QEMU allows, 4, is below the driver's ring of 128 and takes the same refusal path.
 
+use super::kernel;
 use crate::disk_check;
 use crate::qemu::Machine;
-use crate::scenarios::kernel;
 use moat_tests::{After, Expect, Scenario};
 use std::path::{Path, PathBuf};
 
