@@ -2,7 +2,8 @@
 //! (mapped BARs, MSI-X vectors, its DMA), in one owned value with no borrowed lifetimes, so a
 //! driver instance can live in a table. The pieces borrowed from the handle are fields declared
 //! before it and therefore dropped before it: the vectors are turned off at the device and the
-//! windows unmapped before the handle starts the device's release.
+//! register windows are gone (the only values that reached the BARs; the kernel's identity
+//! mapping of the MMIO range stays) before the handle starts the device's release.
 
 use super::PassthroughError;
 use super::device_dma::DeviceDma;
