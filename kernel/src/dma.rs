@@ -76,10 +76,9 @@ impl DmaBuffer {
     /// Copies bytes into the buffer.
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<(), OutOfBounds> {
         let at = self.check(offset, data.len())?;
-        for (i, byte) in data.iter().enumerate() {
-            // SAFETY: as for read; volatile because a device may read the buffer concurrently.
-            unsafe { core::ptr::write_volatile((at + i as u64) as *mut u8, *byte) };
-        }
+        // SAFETY: the range is inside frames this buffer owns, which are mapped RAM that no
+        // reference aliases (devices reach them only through DMA).
+        unsafe { io::write_physical(at, data) };
         Ok(())
     }
 

@@ -280,6 +280,15 @@ fn start<const SLOT: usize>(
     let blk = slot.lend(&mut session, || {
         let transport = VirtioPciTransport::new(access).map_err(BlkError::Transport)?;
         VirtioBlk::new(transport, |transport| {
+            // Without VIRTIO_F_ACCESS_PLATFORM the device's DMA bypasses the IOMMU (QEMU's
+            // `iommu_platform=off`): it would take the HAL's IOVAs as physical addresses and
+            // write wherever they point. Refuse it before it is given a ring.
+            let features = transport.negotiated().unwrap_or(0);
+            if features & moat_virtio::FEATURE_ACCESS_PLATFORM == 0 {
+                return Err(QueueFault::Failed(String::from(
+                    "no VIRTIO_F_ACCESS_PLATFORM: the device's DMA would bypass the IOMMU",
+                )));
+            }
             OwnedQueue::new(transport, 0).map(Queue).map_err(fault)
         })
     });

@@ -112,8 +112,9 @@ impl Lane<'_> {
         Ok(())
     }
 
-    /// Where an attacker would aim: the newest buffer the device can reach right now, as its
-    /// IOVA and as its physical address.
+    /// Where an attacker would aim: the buffer at the highest IOVA the device can reach right
+    /// now (usually a request in flight; possibly a ring, or a retired buffer whose batch is
+    /// not yet unmapped), as its IOVA and as its physical address.
     fn targets(&self) -> Result<[(u64, String); 2], String> {
         let space = self.device.session().dma_ref().space();
         let (iova, _) = *space

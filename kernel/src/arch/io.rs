@@ -140,6 +140,20 @@ pub unsafe fn read_physical(address: u64, buf: &mut [u8]) {
     }
 }
 
+/// Writes `data` to identity-mapped physical memory at `address`, byte by byte (volatile: a
+/// device may read the memory concurrently).
+///
+/// # Safety
+///
+/// The whole range must be mapped, writable RAM that the caller owns (no Rust reference to it
+/// exists), and must not be a device register.
+pub unsafe fn write_physical(address: u64, data: &[u8]) {
+    for (i, byte) in data.iter().enumerate() {
+        // SAFETY: the caller guarantees the range is mapped writable memory it owns.
+        unsafe { core::ptr::write_volatile((address as usize + i) as *mut u8, *byte) };
+    }
+}
+
 /// Writes back and invalidates the cache line holding `address` (for hardware that does not
 /// snoop CPU caches, such as a VT-d unit with ECAP.C = 0), ordered after earlier stores.
 pub(crate) fn flush_cache_line(address: u64) {

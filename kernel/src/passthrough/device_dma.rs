@@ -213,12 +213,13 @@ impl DeviceDma {
 
 impl Drop for DeviceDma {
     fn drop(&mut self) {
+        // `flush` empties the queue whatever happens: count first.
+        let retired = self.retired.len();
         if let Err(error) = self.flush() {
             crate::error!(
                 "dma",
-                "space {}: unmapping {} retired buffer(s) failed: {error:?}; the space keeps them",
+                "space {}: unmapping {retired} retired buffer(s) failed: {error:?}; the space keeps them",
                 self.space.id(),
-                self.retired.len()
             );
         }
     }

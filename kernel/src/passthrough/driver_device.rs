@@ -2,7 +2,8 @@
 //! (mapped BARs, MSI-X vectors, its DMA), in one owned value with no borrowed lifetimes, so a
 //! driver instance can live in a table. The pieces borrowed from the handle are fields declared
 //! before it and therefore dropped before it: the vectors are turned off at the device and the
-//! windows unmapped before the handle starts the device's release.
+//! register windows are gone (the only values that reached the BARs; the kernel's identity
+//! mapping of the MMIO range stays) before the handle starts the device's release.
 
 use super::PassthroughError;
 use super::device_dma::DeviceDma;
@@ -122,8 +123,11 @@ impl DriverDevice {
     }
 
     /// Halts until MSI-X entry `index` has been delivered more than `seen` times, or
-    /// `budget_us` passed; returns the new count. The wait holds with a broken clock too: the
-    /// periodic tick wakes the halt, and the tick count is a second deadline.
+    /// `budget_us` passed; returns the new count (an entry that is not enabled times out at
+    /// once). The wait goes through the kernel's poll helper (a TSC deadline and an iteration
+    /// cap), and holds with a broken clock too: with interrupts on, the periodic tick wakes the
+    /// halt and the tick count is a second deadline; with interrupts off nothing can be
+    /// delivered and the helper's iteration cap ends the wait.
     pub fn wait_interrupt(&self, index: u16, seen: u64, budget_us: u64) -> Result<u64, Timeout> {
         let timeout = Timeout { budget_us };
         let vector = self
@@ -132,26 +136,30 @@ impl DriverDevice {
             .find(|(i, _)| *i == index)
             .map(|(_, vector)| vector)
             .ok_or(timeout)?;
-        let deadline = crate::time::now_ns().saturating_add(budget_us.saturating_mul(1000));
         // TIMEOUT: the tick (TICK_HZ) bounds the wait if the TSC clock is broken; two extra
         // ticks cover the partial first one.
         let tick_us = 1_000_000 / crate::arch::apic::TICK_HZ;
         let tick_deadline = crate::arch::apic::ticks() + budget_us / tick_us + 2;
-        loop {
+        let waited = crate::time::poll(budget_us, || {
             let mut count = 0;
             if crate::arch::io::halt_unless(|| {
                 count = vector.deliveries();
                 count > seen
             }) {
-                return Ok(count);
+                return Some(Ok(count));
             }
-            if crate::time::now_ns() > deadline || crate::arch::apic::ticks() > tick_deadline {
+            (crate::arch::apic::ticks() > tick_deadline).then_some(Err(timeout))
+        });
+        match waited {
+            Ok(Ok(count)) => Ok(count),
+            // Out of budget: one last look, the delivery may have come with the last wake.
+            Ok(Err(timeout)) | Err(timeout) => {
                 let count = vector.deliveries();
-                return if count > seen {
+                if count > seen {
                     Ok(count)
                 } else {
                     Err(timeout)
-                };
+                }
             }
         }
     }

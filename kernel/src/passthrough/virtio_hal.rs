@@ -2,7 +2,11 @@
 //! device is given is an IOVA of its own driver's address space.
 //!
 //! - `dma_alloc` (the rings) maps a fresh zeroed `DmaBuffer` into the driver's space and returns
-//!   its IOVA; `dma_dealloc` retires it into the driver's batch queue (`DeviceDma`).
+//!   its IOVA; `dma_dealloc` retires it into the driver's batch queue (`DeviceDma`). The crate
+//!   reaches ring memory through a CPU pointer until `dma_dealloc`, whatever happens to the
+//!   session meanwhile, so the HAL keeps a reference to the space of every ring it handed out:
+//!   a session dropped before its queue leaves the space (and the ring's frames) alive, detached
+//!   from the device, until the ring is deallocated (or for good, if it never is).
 //! - `share` never maps the caller's memory: it maps a fresh buffer for that request (device
 //!   read-only for `DriverToDevice`, write-only for `DeviceToDriver`), copies the data in when
 //!   the device reads it, and returns that buffer's IOVA; `unshare` copies the device's data
@@ -20,11 +24,14 @@
 //! long as the closure runs. Inside, the HAL and the register access
 //! ([`SlotRegisters`]) reach that one session's `DeviceDma` and BARs, nothing else; outside,
 //! they refuse (an allocation returns IOVA 0, which no space ever maps, so a request built on
-//! it faults instead of reaching memory). The kernel runs on one CPU and no interrupt handler
-//! calls into a slot.
+//! it faults instead of reaching memory). The HAL's mappings are kept by (space, IOVA): a slot
+//! lent to another session later (a queue outliving its session, or a slot claimed again)
+//! never retires one space's IOVA in another's. The kernel runs on one CPU and no interrupt
+//! handler calls into a slot.
 
 use super::DriverDevice;
 use super::device_dma::DmaMapping;
+use crate::vtd::SharedSpace;
 use alloc::collections::BTreeMap;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -46,12 +53,20 @@ pub enum SlotError {
     Reentered,
 }
 
-/// One slot: the lent session, and the HAL's mappings by IOVA.
+/// One buffer the HAL mapped, in the space of the session that was lent when it did.
+struct HalMapping {
+    mapping: DmaMapping,
+    /// For ring memory (`dma_alloc`), which the crate reaches through a CPU pointer: the space
+    /// that owns the frames, kept alive until the ring is deallocated.
+    keep: Option<SharedSpace>,
+}
+
+/// One slot: the lent session, and the HAL's mappings by (space ID, IOVA).
 struct Slot {
     claimed: AtomicBool,
     lent: AtomicPtr<DriverDevice>,
     in_use: AtomicBool,
-    mappings: Mutex<BTreeMap<u64, DmaMapping>>,
+    mappings: Mutex<BTreeMap<(u32, u64), HalMapping>>,
     failures: AtomicU64,
 }
 
@@ -158,19 +173,24 @@ impl<const SLOT: usize> VirtioSlot<SLOT> {
 }
 
 impl<const SLOT: usize> Drop for VirtioSlot<SLOT> {
-    /// Frees the slot. Mappings the HAL still holds (a queue dropped without its session lent)
-    /// stay in the old session's address space, which frees them when it goes, after its
-    /// device is detached: never before the device lost the way to them.
+    /// Frees the slot. Request buffers the HAL still holds (a queue dropped without its session
+    /// lent) stay in their session's address space, which frees them when it goes, after its
+    /// device is detached: never before the device lost the way to them. Rings stay in the
+    /// table with their space: a queue may outlive the slot and still point into them.
     fn drop(&mut self) {
         let slot = Self::slot();
-        let leftover = core::mem::take(&mut *slot.mappings.lock());
-        if !leftover.is_empty() {
+        let mut mappings = slot.mappings.lock();
+        let leftover = mappings.len();
+        mappings.retain(|_, held| held.keep.is_some());
+        if leftover > 0 {
             crate::warn!(
                 "virtio",
-                "slot {SLOT}: {} buffer(s) left mapped; they go with the address space",
-                leftover.len()
+                "slot {SLOT}: {leftover} buffer(s) left mapped ({} ring(s) kept with their space); \
+                 they go with the address space",
+                mappings.len()
             );
         }
+        drop(mappings);
         slot.lent.store(core::ptr::null_mut(), Ordering::Release);
         slot.claimed.store(false, Ordering::Release);
     }
@@ -204,11 +224,14 @@ impl<const SLOT: usize> VirtioHal<SLOT> {
     }
 
     /// Maps a fresh buffer of `len` bytes for the device with `access`, fills it from `data`
-    /// if given, and keeps the mapping by IOVA. Returns the IOVA and the CPU address.
-    fn map(len: u64, access: Access, data: Option<&[u8]>) -> Option<(u64, u64)> {
+    /// if given, and keeps the mapping by (space, IOVA), with its space if `ring` (see
+    /// [`HalMapping::keep`]). Returns the IOVA and the CPU address.
+    fn map(len: u64, access: Access, data: Option<&[u8]>, ring: bool) -> Option<(u64, u64)> {
         let slot = VirtioSlot::<SLOT>::slot();
         let mapped = with_device(slot, |device| {
             let dma = device.dma();
+            let space = dma.space().id();
+            let keep = ring.then(|| dma.space().shared().clone());
             let mapping = dma.map(len, access).map_err(|e| alloc::format!("{e:?}"))?;
             let filled = match data {
                 Some(data) => dma.write(&mapping, 0, data),
@@ -216,7 +239,7 @@ impl<const SLOT: usize> VirtioHal<SLOT> {
             };
             let address = dma.cpu_address(&mapping);
             match (filled, address) {
-                (Ok(()), Some(address)) => Ok((mapping, address)),
+                (Ok(()), Some(address)) => Ok((space, HalMapping { mapping, keep }, address)),
                 (filled, _) => {
                     let _ = dma.retire(mapping);
                     Err(alloc::format!("filling a shared buffer: {filled:?}"))
@@ -224,9 +247,9 @@ impl<const SLOT: usize> VirtioHal<SLOT> {
             }
         });
         match mapped {
-            Ok(Ok((mapping, address))) => {
-                let iova = mapping.iova();
-                slot.mappings.lock().insert(iova, mapping);
+            Ok(Ok((space, held, address))) => {
+                let iova = held.mapping.iova();
+                slot.mappings.lock().insert((space, iova), held);
                 Some((iova, address))
             }
             Ok(Err(why)) => {
@@ -240,26 +263,34 @@ impl<const SLOT: usize> VirtioHal<SLOT> {
         }
     }
 
-    /// Takes the mapping at `iova` back, copies it into `out` if given, and retires it.
+    /// Takes the mapping at `iova` in the lent session's space back, copies it into `out` if
+    /// given, and retires it. Without a lent session the mapping stays where it is (in the
+    /// table, and in its space until the space goes).
     fn retire(iova: u64, out: Option<&mut [u8]>) {
         let slot = VirtioSlot::<SLOT>::slot();
-        let Some(mapping) = slot.mappings.lock().remove(&iova) else {
-            Self::failed(format_args!("IOVA {iova:#x} is not one the HAL mapped"));
-            return;
-        };
         let result = with_device(slot, |device| {
             let dma = device.dma();
+            let key = (dma.space().id(), iova);
+            let Some(held) = slot.mappings.lock().remove(&key) else {
+                return Err(alloc::format!(
+                    "not a buffer the HAL mapped in space {}",
+                    key.0
+                ));
+            };
             let copied = match out {
-                Some(out) => dma.read(&mapping, 0, out),
+                Some(out) => dma.read(&held.mapping, 0, out),
                 None => Ok(()),
             };
-            let retired = dma.retire(mapping);
-            copied.and(retired)
+            // The ring's space reference (if any) goes after the retire: the frames are then
+            // the session's batch queue's to free, after its invalidation.
+            let retired = dma.retire(held.mapping);
+            copied
+                .and(retired)
+                .map_err(|error| alloc::format!("{error:?}"))
         });
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => Self::failed(format_args!("returning IOVA {iova:#x}: {error:?}")),
-            // The mapping was dropped unretired: it stays in the space until the space goes.
+            Ok(Err(why)) => Self::failed(format_args!("returning IOVA {iova:#x}: {why}")),
             Err(error) => Self::failed(format_args!("returning IOVA {iova:#x}: {error:?}")),
         }
     }
@@ -274,16 +305,17 @@ fn access_for(direction: BufferDirection) -> Access {
 }
 
 // SAFETY: `dma_alloc` returns a pointer to a fresh, zeroed, page-aligned `DmaBuffer` of
-// `pages` pages that nothing else references (it is held by the slot's mapping table and
-// the address space until `dma_dealloc`), or IOVA 0 (the crate's failure value) with a
-// dangling pointer it never uses. `mmio_phys_to_virt` returns only identity-mapped addresses
+// `pages` pages that nothing else references and that stays allocated until `dma_dealloc`
+// retired it: the space owns the buffer and the slot's table keeps that space alive (even
+// past its session) until then; or it returns IOVA 0 (the crate's failure value) with a
+// dangling pointer the crate never uses. `mmio_phys_to_virt` returns only identity-mapped addresses
 // inside a BAR window the lent session mapped, and panics otherwise. `share` and `unshare`
 // read and write only the caller's buffer, within the bounds of the `NonNull<[u8]>` given.
 unsafe impl<const SLOT: usize> Hal for VirtioHal<SLOT> {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
         // Rings: the driver writes descriptors and the available ring, the device the used
         // ring; one allocation can hold both, so the device gets read and write.
-        match Self::map(pages as u64 * PAGE, Access::ReadWrite, None) {
+        match Self::map(pages as u64 * PAGE, Access::ReadWrite, None, true) {
             Some((iova, address)) => match NonNull::new(address as *mut u8) {
                 Some(pointer) => (iova, pointer),
                 None => {
@@ -327,7 +359,7 @@ unsafe impl<const SLOT: usize> Hal for VirtioHal<SLOT> {
             }
             BufferDirection::DeviceToDriver => None,
         };
-        Self::map(len.max(1), access_for(direction), data).map_or(0, |(iova, _)| iova)
+        Self::map(len.max(1), access_for(direction), data, false).map_or(0, |(iova, _)| iova)
     }
 
     unsafe fn unshare(paddr: PhysAddr, mut buffer: NonNull<[u8]>, direction: BufferDirection) {

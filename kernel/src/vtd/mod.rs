@@ -29,6 +29,7 @@ use moat_iommu::entries::{ContextEntry, ContextTranslation, DomainId, FaultProce
 use moat_iommu::paging::{MapError, PageTable, UnmapError};
 use spin::Mutex;
 
+pub(crate) use address_space::SharedSpace;
 pub use address_space::{IoAddressSpace, MapFailure};
 pub use bring_up::init;
 pub use groups::{

@@ -1,5 +1,6 @@
 //! The virtio-blk scenarios: data integrity checked on the host, and a device the driver must
-//! refuse (its queue is too small) reported and kept blocked while the other one works.
+//! refuse (its queue is too small, or it lacks VIRTIO_F_ACCESS_PLATFORM) reported and kept
+//! blocked while the other one works.
 //!
 //! QEMU 7.2 refuses `queue-size=0` ("must be > 2"), so a queue size of 0 cannot be produced
 //! here; `moat-virtio` and `moat-virtio-blk` test it against their fake device. The smallest
@@ -18,9 +19,10 @@ const SECTORS: u64 = 4100;
 const IMAGE_BYTES: u64 = 8 << 20;
 
 /// A root port per virtio-blk (each its own group, with FLR as its reset): the good one with
-/// `good` as its disk at 0000:01:00.0, and, with `small_queue`, one with `queue-size=4` at
-/// 0000:02:00.0.
-fn machine(good: &Path, small_queue: Option<&Path>) -> Machine {
+/// `good` as its disk at 0000:01:00.0, and, with `bad`, one with `queue-size=4` at 0000:02:00.0
+/// on the first `bad` disk and one without `iommu_platform` (its DMA would bypass the IOMMU) at
+/// 0000:03:00.0 on the second.
+fn machine(good: &Path, bad: Option<[&Path; 2]>) -> Machine {
     let mut devices = vec![
         "-device".to_string(),
         "pcie-root-port,id=rp1,chassis=1,slot=1".to_string(),
@@ -29,7 +31,7 @@ fn machine(good: &Path, small_queue: Option<&Path>) -> Machine {
         "-device".to_string(),
         "virtio-blk-pci,bus=rp1,drive=vblk0,disable-legacy=on,iommu_platform=on".to_string(),
     ];
-    if let Some(small) = small_queue {
+    if let Some([small, bypass]) = bad {
         devices.extend([
             "-device".to_string(),
             "pcie-root-port,id=rp2,chassis=2,slot=2".to_string(),
@@ -38,6 +40,12 @@ fn machine(good: &Path, small_queue: Option<&Path>) -> Machine {
             "-device".to_string(),
             "virtio-blk-pci,bus=rp2,drive=vblk1,disable-legacy=on,iommu_platform=on,queue-size=4"
                 .to_string(),
+            "-device".to_string(),
+            "pcie-root-port,id=rp3,chassis=3,slot=3".to_string(),
+            "-drive".to_string(),
+            format!("file={},if=none,id=vblk2,format=raw", bypass.display()),
+            "-device".to_string(),
+            "virtio-blk-pci,bus=rp3,drive=vblk2,disable-legacy=on".to_string(),
         ]);
     }
     Machine {
@@ -50,9 +58,12 @@ fn scenario(name: &str, image: &Path, disks: &Path, small_queue: bool) -> Scenar
     let dir = disks.join(name);
     let good: PathBuf = dir.join("virtio-blk.img");
     let small = dir.join("virtio-blk-small-queue.img");
+    let bypass = dir.join("virtio-blk-no-iommu-platform.img");
     let mut made = disk_check::fresh_image(&good, IMAGE_BYTES);
     if small_queue {
-        made = made.and(disk_check::fresh_image(&small, 1 << 20));
+        made = made
+            .and(disk_check::fresh_image(&small, 1 << 20))
+            .and(disk_check::fresh_image(&bypass, 1 << 20));
     }
     if let Err(why) = made {
         // QEMU then fails on the missing image, and the scenario with it.
@@ -72,12 +83,17 @@ fn scenario(name: &str, image: &Path, disks: &Path, small_queue: bool) -> Scenar
     if small_queue {
         lines.extend([
             "driver: 0000:02:00.0: virtio-blk failed: Transport(QueueTooSmall { queue: 0, size: 4, needed: 128 })".to_string(),
-            "virtio-blk: refused 0000:02:00.0 (Transport(QueueTooSmall { queue: 0, size: 4, needed: 128 })), now: registry: 0000:02:00.0 group 5 state blocked owner - space - domain blocking".to_string(),
+            "virtio-blk: refused 0000:02:00.0 (Transport(QueueTooSmall { queue: 0, size: 4, needed: 128 })), now: registry: 0000:02:00.0 group 6 state blocked owner - space - domain blocking".to_string(),
+            "driver: 0000:03:00.0: virtio-blk failed: Queue(Failed(\"no VIRTIO_F_ACCESS_PLATFORM".to_string(),
+            "virtio-blk: refused 0000:03:00.0 (Queue(Failed(\"no VIRTIO_F_ACCESS_PLATFORM: the device's DMA would bypass the IOMMU\"))), now: registry: 0000:03:00.0 group".to_string(),
         ]);
     }
     let mut scenario = kernel(
         name,
-        &machine(&good, small_queue.then_some(small.as_path())),
+        &machine(
+            &good,
+            small_queue.then_some([small.as_path(), bypass.as_path()]),
+        ),
         image,
         "test=virtio-blk-integrity drivers=virtio-blk",
         Expect::success(lines),
