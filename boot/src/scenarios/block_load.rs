@@ -116,14 +116,14 @@ impl Lane<'_> {
     /// now (usually a request in flight; possibly a ring, or a retired buffer whose batch is
     /// not yet unmapped), as its IOVA and as its physical address.
     fn targets(&self) -> Result<[(u64, String); 2], String> {
-        let space = self.device.session().dma_ref().space();
-        let (iova, _) = *space
+        let dma = self.device.session().dma_ref();
+        let (iova, _) = *dma
             .mappings()
             .last()
             .ok_or_else(|| format!("{}: nothing mapped", self.name))?;
         let phys = Iova::new(iova)
             .ok()
-            .and_then(|iova| space.translate(iova))
+            .and_then(|iova| dma.translate(iova))
             .ok_or_else(|| format!("{}: IOVA {iova:#x} does not translate", self.name))?
             .phys
             .as_u64();

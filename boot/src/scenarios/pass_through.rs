@@ -49,12 +49,7 @@ fn driver_round_trip(
         edu.round_trip(0x7a)?;
         let caused = vtd::invalidations() - before;
         let dma = edu.device().dma_ref();
-        Ok((
-            dma.translation(),
-            caused,
-            dma.space().mappings().len(),
-            dma.stats(),
-        ))
+        Ok((dma.translation(), caused, dma.mappings().len(), dma.stats()))
     })
     .ok_or(format!("no edu driver runs on {bdf}"))?
 }

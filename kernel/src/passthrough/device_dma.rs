@@ -110,9 +110,26 @@ impl DeviceDma {
         self.translation
     }
 
-    /// The driver's address space.
-    pub fn space(&self) -> &IoAddressSpace {
+    /// The driver's address space, inside the kernel only: its `unmap` would free buffers
+    /// the driver (or the virtio HAL's rings) still uses. Others get the read-only views below.
+    pub(crate) fn space(&self) -> &IoAddressSpace {
         &self.space
+    }
+
+    /// The space's number (for reports).
+    pub fn space_id(&self) -> u32 {
+        self.space.id()
+    }
+
+    /// Every buffer mapped in the space as (IOVA, length), in IOVA order (for reports and the
+    /// isolation scenarios).
+    pub fn mappings(&self) -> Vec<(u64, u64)> {
+        self.space.mappings()
+    }
+
+    /// What `iova` translates to in the space (for reports and the isolation scenarios).
+    pub fn translate(&self, iova: Iova) -> Option<moat_iommu::paging::Translation> {
+        self.space.translate(iova)
     }
 
     /// A zeroed buffer of `len` bytes (whole pages), mapped with `access`.
