@@ -7,11 +7,15 @@
 //! Host tests drive it against a simulated device held in memory (`src/tests`).
 //!
 //! Memory the device sees:
-//! - the two descriptor rings and the receive buffers are long-lived regions allocated once at
-//!   bring-up (the receive buffers are recycled in place: the device owns a buffer from the
-//!   moment its descriptor is behind the tail until it writes the descriptor back);
-//! - every transmitted frame gets a fresh region of its own, which is retired (unmapped, then
-//!   freed after the invalidation) once the device wrote its descriptor back.
+//! - the two descriptor rings are long-lived regions allocated once at bring-up (they are not
+//!   I/O buffers);
+//! - every receive descriptor has a buffer of its own, one device-writable page; when its frame
+//!   is taken the page is retired (unmapped, then freed after the invalidation covering it),
+//!   and the descriptor gets a fresh page, its IOVA written in, before it goes back to the
+//!   device. If no page can be had, the descriptor stays out of the device's reach (the ring
+//!   is one shorter, counted in [`Statistics`]) and later calls retry;
+//! - every transmitted frame gets a fresh region of its own, which is retired once the device
+//!   wrote its descriptor back.
 //!
 //! Interrupts: receive queue 0 and transmit queue 0 raise MSI-X vector [`QUEUE_VECTOR`]; link
 //! changes and other causes raise [`OTHER_VECTOR`]. EIAC stays 0, so causes stay in ICR until
@@ -27,7 +31,7 @@ mod registers;
 mod rings;
 
 pub use registers::Causes;
-pub use rings::{RX_BUFFER_LEN, RX_RING_LEN, TX_RING_LEN};
+pub use rings::{RX_BUFFER_LEN, RX_REGION_LEN, RX_RING_LEN, TX_RING_LEN};
 
 use poll::poll;
 use registers::*;
@@ -216,6 +220,12 @@ pub struct Statistics {
     pub received: u64,
     /// Receive descriptors dropped because of a bad write-back.
     pub receive_dropped: u64,
+    /// Receive buffers retired after their descriptor was taken (good frame or dropped).
+    pub receive_retired: u64,
+    /// Fresh receive buffers that could not be allocated (each leaves a descriptor held back).
+    pub receive_refill_failures: u64,
+    /// Receive descriptors now without a buffer: how much shorter the ring is at the moment.
+    pub receive_unfilled: u64,
     /// Frames queued for transmission.
     pub transmitted: u64,
     /// Transmit buffers retired after the device wrote their descriptor back.
@@ -282,7 +292,12 @@ impl<P: Platform> E1000e<P> {
 
     /// Counters so far.
     pub fn statistics(&self) -> Statistics {
-        self.statistics
+        Statistics {
+            receive_retired: self.rx.retired(),
+            receive_refill_failures: self.rx.refill_failures(),
+            receive_unfilled: self.rx.unfilled() as u64,
+            ..self.statistics
+        }
     }
 
     /// The platform, for the glue's own reporting (e.g. DMA statistics).
@@ -342,8 +357,9 @@ impl<P: Platform> E1000e<P> {
     }
 
     /// Takes the next received frame, if the device wrote one back, copying it into `out`;
-    /// returns its length. A bad write-back is dropped (the descriptor goes back to the
-    /// device) and reported; the next call continues with the following descriptor.
+    /// returns its length. The descriptor's buffer is retired and the descriptor goes back to
+    /// the device with a fresh one. A bad write-back is dropped the same way and reported; the
+    /// next call continues with the following descriptor.
     pub fn receive(&mut self, out: &mut [u8]) -> Result<Option<usize>, E1000eError> {
         let result = self.rx.take(&mut self.platform, out);
         match result {

@@ -5,6 +5,9 @@ mod sim;
 use super::*;
 use sim::{MAC, Sim};
 
+/// Regions live after bring-up: the two descriptor rings and one buffer per receive descriptor.
+const BRING_UP_REGIONS: usize = 2 + RX_RING_LEN;
+
 fn frame(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
@@ -37,7 +40,7 @@ fn bring_up_programs_rings_vectors_and_reads_the_mac() {
     let state = sim.state();
     assert!(state.enabled[0] && state.enabled[1]);
     // Ring and buffer regions are live; the device saw nothing outside them.
-    assert_eq!(state.regions.len(), 3);
+    assert_eq!(state.regions.len(), BRING_UP_REGIONS);
     assert!(state.faults.is_empty());
 }
 
@@ -111,11 +114,11 @@ fn frames_are_sent_from_buffers_of_their_own_and_retired_after_write_back() {
     // Each transmit first retires what the device finished: only the last frame's region is
     // still mapped (this device completes at once).
     assert_eq!(sim.state().retired.len(), 2);
-    assert_eq!(sim.state().regions.len(), 3 + 1);
+    assert_eq!(sim.state().regions.len(), BRING_UP_REGIONS + 1);
     assert_eq!(sim.state().deliveries[0], 3, "TXQ0 raised vector 0");
     device.reclaim().unwrap();
     assert_eq!(sim.state().retired.len(), 3);
-    assert_eq!(sim.state().regions.len(), 3);
+    assert_eq!(sim.state().regions.len(), BRING_UP_REGIONS);
     assert_eq!(device.statistics().transmit_retired, 3);
     assert!(sim.state().faults.is_empty());
 }
@@ -156,7 +159,7 @@ fn frames_of_a_bad_length_are_not_sent() {
         );
     }
     assert!(sim.state().sent.is_empty());
-    assert_eq!(sim.state().regions.len(), 3);
+    assert_eq!(sim.state().regions.len(), BRING_UP_REGIONS);
 }
 
 #[test]
@@ -279,4 +282,116 @@ fn queue_interrupts_are_counted_acknowledged_and_waited_for() {
     assert!(device.receive_pending().unwrap());
     assert!(device.receive(&mut buffer).unwrap().is_some());
     assert!(!device.receive_pending().unwrap());
+}
+
+#[test]
+fn a_taken_frame_s_buffer_is_retired_and_its_descriptor_gets_a_fresh_one() {
+    let (sim, mut device) = up();
+    let handed = sim.handed_rx_buffers();
+    assert_eq!(handed.len(), RX_RING_LEN - 1);
+    for iova in &handed {
+        assert_eq!(sim.state().regions[iova].len(), RX_REGION_LEN);
+        assert_eq!(sim.state().directions[iova], DmaDirection::FromDevice);
+    }
+    let first = sim.rx_descriptor_buffer(0);
+    assert_eq!(first, handed[0]);
+
+    let mut buffer = [0u8; RX_BUFFER_LEN];
+    let f = frame(3, 200);
+    assert!(sim.inject(&f));
+    assert_eq!(device.receive(&mut buffer), Ok(Some(200)));
+    assert_eq!(&buffer[..200], &f[..]);
+    // The frame's page went back; descriptor 0 names a page never used before, mapped for the
+    // device to write only.
+    assert_eq!(sim.state().retired, vec![first]);
+    assert!(!sim.state().regions.contains_key(&first));
+    let fresh = sim.rx_descriptor_buffer(0);
+    assert!(!handed.contains(&fresh), "{fresh:#x} is not fresh");
+    assert_eq!(sim.state().directions[&fresh], DmaDirection::FromDevice);
+    assert_eq!(sim.state().regions.len(), BRING_UP_REGIONS);
+    assert_eq!(device.statistics().receive_retired, 1);
+
+    // Around the ring once more: descriptor 0 is filled through the fresh page.
+    for i in 0..RX_RING_LEN as u8 {
+        let f = frame(i, 100);
+        assert!(sim.inject(&f));
+        assert_eq!(device.receive(&mut buffer), Ok(Some(100)));
+        assert_eq!(&buffer[..100], &f[..]);
+    }
+    assert!(sim.state().retired.contains(&fresh));
+    assert_eq!(sim.state().retired.len(), RX_RING_LEN + 1);
+    // A dropped write-back retires its page too.
+    assert!(sim.inject_write_back(0, 0b11, 0));
+    assert!(device.receive(&mut buffer).is_err());
+    assert_eq!(device.statistics().receive_retired, RX_RING_LEN as u64 + 2);
+    assert_eq!(sim.state().regions.len(), BRING_UP_REGIONS);
+    let handed = sim.handed_rx_buffers();
+    assert!(
+        handed
+            .iter()
+            .all(|iova| sim.state().regions.contains_key(iova))
+    );
+    assert!(sim.state().faults.is_empty());
+}
+
+#[test]
+fn without_memory_for_a_fresh_buffer_the_descriptor_stays_held_and_the_ring_shrinks() {
+    let (sim, mut device) = up();
+    let mut buffer = [0u8; RX_BUFFER_LEN];
+    sim.state().refuse_allocations = true;
+    let f = frame(1, 80);
+    assert!(sim.inject(&f));
+    // The frame itself is delivered; its descriptor keeps no buffer and is not handed back:
+    // RDT stops on it (the descriptor held since bring-up went back instead).
+    assert_eq!(device.receive(&mut buffer), Ok(Some(80)));
+    assert_eq!(&buffer[..80], &f[..]);
+    assert_eq!(sim.register(registers::RDT), 0);
+    let statistics = device.statistics();
+    assert_eq!(statistics.receive_refill_failures, 1);
+    assert_eq!(statistics.receive_unfilled, 1);
+
+    // The device fills what it still owns; taking those frames hands nothing back.
+    let mut accepted = 0;
+    while sim.inject(&frame(accepted, 64)) {
+        accepted += 1;
+    }
+    assert_eq!(usize::from(accepted), RX_RING_LEN - 1);
+    for i in 0..accepted {
+        assert_eq!(device.receive(&mut buffer), Ok(Some(64)));
+        assert_eq!(&buffer[..64], &frame(i, 64)[..]);
+    }
+    // Every descriptor is held now: the device has none, and the driver reads no old
+    // write-back as a frame.
+    assert_eq!(device.statistics().receive_unfilled, RX_RING_LEN as u64);
+    assert_eq!(sim.register(registers::RDT), sim.register(registers::RDH));
+    assert!(!sim.inject(&frame(0, 64)));
+    assert!(!device.receive_pending().unwrap());
+    assert_eq!(device.receive(&mut buffer), Ok(None));
+    assert!(device.statistics().receive_refill_failures > RX_RING_LEN as u64);
+
+    // Memory comes back: the next call refills the whole ring with fresh pages.
+    sim.state().refuse_allocations = false;
+    assert_eq!(device.receive(&mut buffer), Ok(None));
+    assert_eq!(device.statistics().receive_unfilled, 0);
+    assert_eq!(sim.handed_rx_buffers().len(), RX_RING_LEN - 1);
+    let f = frame(5, 300);
+    assert!(sim.inject(&f));
+    assert_eq!(device.receive(&mut buffer), Ok(Some(300)));
+    assert_eq!(&buffer[..300], &f[..]);
+    // No retired page was ever handed to the device.
+    assert!(sim.state().faults.is_empty());
+    let handed = sim.handed_rx_buffers();
+    assert!(
+        handed
+            .iter()
+            .all(|iova| !sim.state().retired.contains(iova))
+    );
+}
+
+#[test]
+fn bring_up_fails_when_the_receive_buffers_cannot_all_be_had() {
+    let sim = Sim::new();
+    sim.state().refuse_allocations = true;
+    assert_eq!(E1000e::new(sim.clone()).err(), Some(E1000eError::Dma));
+    assert_eq!(sim.register(registers::RCTL), 0, "the receiver stays off");
 }

@@ -1,4 +1,5 @@
-//! A simulated 82574 held in memory: registers, DMA regions keyed by IOVA, the legacy rings as
+//! A simulated 82574 held in memory: registers, DMA regions keyed by IOVA (each device access
+//! checked against the region's direction, as the IOMMU would), the legacy rings as
 //! QEMU 7.2 processes them (transmit on a TDT write, receive into the head descriptor), causes
 //! routed through IVAR to MSI-X delivery counters, and a clock that moves on every read.
 
@@ -19,6 +20,10 @@ pub(super) struct State {
     pub(super) registers: HashMap<u32, u32>,
     /// Live regions: IOVA -> bytes.
     pub(super) regions: BTreeMap<u64, Vec<u8>>,
+    /// Who may read and write each live region (the device's accesses are checked).
+    pub(super) directions: HashMap<u64, DmaDirection>,
+    /// Allocations fail (out of memory) while set.
+    pub(super) refuse_allocations: bool,
     next_iova: u64,
     /// IOVAs of retired regions, in order.
     pub(super) retired: Vec<u64>,
@@ -56,6 +61,8 @@ impl Sim {
         Self(Rc::new(RefCell::new(State {
             registers,
             regions: BTreeMap::new(),
+            directions: HashMap::new(),
+            refuse_allocations: false,
             next_iova: 0x10_0000,
             retired: Vec::new(),
             reset_clears_after: Some(2),
@@ -102,6 +109,27 @@ impl Sim {
         true
     }
 
+    /// The buffer IOVA in each receive descriptor the device owns (RDH up to RDT).
+    pub(super) fn handed_rx_buffers(&self) -> Vec<u64> {
+        let (head, tail, count) = {
+            let state = self.state();
+            let count = (state.reg(RDLEN) / 16).max(1);
+            (state.reg(RDH), state.reg(RDT), count)
+        };
+        let owned = (0..(tail + count - head) % count).map(|step| (head + step) % count);
+        owned
+            .map(|index| self.rx_descriptor_buffer(index))
+            .collect()
+    }
+
+    /// The buffer IOVA written in receive descriptor `index`.
+    pub(super) fn rx_descriptor_buffer(&self, index: u32) -> u64 {
+        let mut state = self.state();
+        let address = state.ring_base(RDBAL, RDBAH) + u64::from(index) * 16;
+        let descriptor = state.dma_read(address, 16);
+        u64::from_le_bytes(descriptor[..8].try_into().expect("8 bytes"))
+    }
+
     /// Resumes a paused transmit engine and processes what is queued.
     pub(super) fn resume_transmit(&self) {
         let mut state = self.state();
@@ -123,7 +151,9 @@ impl State {
         u64::from(self.reg(low)) | u64::from(self.reg(high)) << 32
     }
 
-    fn locate(&mut self, iova: u64, len: usize) -> Option<(u64, usize)> {
+    /// The live region holding `iova..iova + len` that the device may access for `use_`
+    /// (`ToDevice`: a read, `FromDevice`: a write); anything else is a fault.
+    fn locate(&mut self, iova: u64, len: usize, use_: DmaDirection) -> Option<(u64, usize)> {
         let found = self
             .regions
             .range(..=iova)
@@ -131,6 +161,10 @@ impl State {
             .and_then(|(base, bytes)| {
                 let offset = (iova - base) as usize;
                 (offset + len <= bytes.len()).then_some((*base, offset))
+            })
+            .filter(|(base, _)| {
+                let allowed = self.directions[base];
+                allowed == use_ || allowed == DmaDirection::Bidirectional
             });
         if found.is_none() {
             self.faults.push(iova);
@@ -139,14 +173,14 @@ impl State {
     }
 
     fn dma_read(&mut self, iova: u64, len: usize) -> Vec<u8> {
-        match self.locate(iova, len) {
+        match self.locate(iova, len, DmaDirection::ToDevice) {
             Some((base, offset)) => self.regions[&base][offset..offset + len].to_vec(),
             None => vec![0; len],
         }
     }
 
     fn dma_write(&mut self, iova: u64, data: &[u8]) {
-        if let Some((base, offset)) = self.locate(iova, data.len()) {
+        if let Some((base, offset)) = self.locate(iova, data.len(), DmaDirection::FromDevice) {
             let region = self.regions.get_mut(&base).expect("located");
             region[offset..offset + data.len()].copy_from_slice(data);
         }
@@ -281,11 +315,15 @@ pub(super) struct SimRegion {
 impl DmaMemory for Sim {
     type Region = SimRegion;
 
-    fn allocate(&mut self, len: usize, _direction: DmaDirection) -> Result<SimRegion, DmaFailure> {
+    fn allocate(&mut self, len: usize, direction: DmaDirection) -> Result<SimRegion, DmaFailure> {
         let mut state = self.state();
+        if state.refuse_allocations {
+            return Err(DmaFailure);
+        }
         let iova = state.next_iova;
         state.next_iova += (len as u64).div_ceil(0x1000).max(1) * 0x1000;
         state.regions.insert(iova, vec![0; len]);
+        state.directions.insert(iova, direction);
         Ok(SimRegion { iova, len })
     }
 
@@ -321,6 +359,7 @@ impl DmaMemory for Sim {
     fn retire(&mut self, region: SimRegion) {
         let mut state = self.state();
         state.regions.remove(&region.iova);
+        state.directions.remove(&region.iova);
         state.retired.push(region.iova);
     }
 }
