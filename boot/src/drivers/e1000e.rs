@@ -2,11 +2,11 @@
 //! vectors, DMA mappings in the device's own address space), and the network stack on the
 //! address from `net.ip=`/`net.gw=`.
 //!
-//! DMA: the descriptor rings and the receive buffers are long-lived mappings made at probe
-//! (the receive buffers are reused in place, so they stay mapped for the driver's life); every
-//! transmitted frame is mapped for that frame alone and retired through the session's
-//! `DeviceDma` batch queue once the device wrote its descriptor back: [`BATCH`] retired frames
-//! share one ranged IOTLB invalidation, and their memory is freed only after it.
+//! DMA: the descriptor rings are long-lived mappings made at probe; every I/O buffer is mapped
+//! for one frame. A receive page is retired when its frame is taken (its descriptor gets a
+//! fresh page), a transmit buffer once the device wrote its descriptor back; both go through
+//! the session's `DeviceDma` batch queue: [`BATCH`] retired buffers share one ranged IOTLB
+//! invalidation, and their memory is freed only after it.
 
 use super::{Driver, DriverEntry};
 use alloc::boxed::Box;
@@ -26,7 +26,7 @@ use moat_kernel::{error, time};
 use moat_net_stack::{Ipv4Cidr, Report, Stack, StackConfig};
 use spin::Mutex;
 
-/// Retired transmit buffers per ranged invalidation.
+/// Retired buffers (receive and transmit) per ranged invalidation.
 const BATCH: usize = 32;
 
 /// The table row.
