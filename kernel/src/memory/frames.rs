@@ -138,6 +138,22 @@ impl<'a> FrameAllocator<'a> {
         let limit = self.free.len() * BITS;
         let mut candidate: usize = 0;
         while let Some(end) = candidate.checked_add(count).filter(|&end| end <= limit) {
+            // A word with no free frame from the candidate on is skipped whole: the frames
+            // below the DMA buffers (kernel, heap, tables) would otherwise cost one step each
+            // on every allocation.
+            let word = self.free.get(candidate / BITS).copied().unwrap_or(0);
+            if word >> (candidate % BITS) == 0 {
+                match (candidate / BITS + 1)
+                    .checked_mul(BITS)
+                    .and_then(|next| next.checked_next_multiple_of(align_frames))
+                {
+                    Some(next) => {
+                        candidate = next;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             // Skip past the first busy frame: every frame is examined at most once.
             match (candidate..end).find(|&index| !test_bit(self.free, index)) {
                 None => {
