@@ -2,9 +2,17 @@
 //! scenarios and the benchmark that drive several at once: requests are started and finished
 //! separately, so each device can have many in flight; sizes are in 512-byte sectors.
 
+use super::Driver;
+use super::nvme::NvmeDriver;
+use super::virtio_blk::Block;
+use alloc::collections::VecDeque;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::any::Any;
+use moat_iommu::Bdf;
 use moat_kernel::passthrough::{DmaStats, DriverDevice};
+use moat_nvme::Tag;
 
 /// A request's token, unique per device while it is in flight.
 pub(crate) type Token = u64;
@@ -32,15 +40,6 @@ pub(crate) trait BlockIo {
     /// isolation scenarios.
     fn session(&self) -> &DriverDevice;
 }
-
-use super::Driver;
-use super::nvme::NvmeDriver;
-use super::virtio_blk::Block;
-use alloc::collections::VecDeque;
-use alloc::format;
-use core::any::Any;
-use moat_iommu::Bdf;
-use moat_nvme::Tag;
 
 /// Runs `f` on the block interface of the driver running on `bdf`; `None` if there is none
 /// or it is not a block driver. The driver is out of the table while `f` runs (see
