@@ -9,7 +9,6 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::any::Any;
 use moat_iommu::Bdf;
 use moat_kernel::passthrough::{DmaStats, DriverDevice};
 use moat_nvme::Tag;
@@ -45,36 +44,27 @@ pub(crate) trait BlockIo {
 /// or it is not a block driver. The driver is out of the table while `f` runs (see
 /// [`super::with`]), so `f` may drive another one the same way.
 pub(crate) fn with_block<R>(bdf: Bdf, f: impl FnOnce(&mut dyn BlockIo) -> R) -> Option<R> {
-    super::with_any(bdf, |driver| {
-        if let Some(blk) = super::block(driver) {
-            return Some(f(&mut Virtio(blk)));
-        }
-        let driver: &mut dyn Any = driver;
-        driver.downcast_mut::<NvmeDriver>().map(|nvme| f(nvme))
-    })
-    .flatten()
+    super::with_driver(bdf, |driver| driver.as_block().map(f)).flatten()
 }
 
-/// A virtio-blk driver (whichever slot it holds) as a [`BlockIo`].
-struct Virtio<'a>(&'a mut dyn Block);
-
-impl BlockIo for Virtio<'_> {
+/// Every virtio-blk driver (whichever slot it holds) through its [`Block`].
+impl<T: Block> BlockIo for T {
     fn sectors(&self) -> u64 {
-        self.0.capacity()
+        self.capacity()
     }
     fn max_in_flight(&self) -> usize {
         super::virtio_blk::MAX_IN_FLIGHT
     }
     fn start_read(&mut self, sector: u64, sectors: u32) -> Result<Token, String> {
-        let tag = self.0.submit_read(sector, sectors);
+        let tag = self.submit_read(sector, sectors);
         tag.map(Token::from).map_err(|e| format!("{e:?}"))
     }
     fn start_write(&mut self, sector: u64, data: Vec<u8>) -> Result<Token, String> {
-        let tag = self.0.submit_write(sector, data);
+        let tag = self.submit_write(sector, data);
         tag.map(Token::from).map_err(|e| format!("{e:?}"))
     }
     fn finish_any(&mut self) -> Result<(Token, Vec<u8>), String> {
-        let done = self.0.wait_any().map_err(|e| format!("{e:?}"))?;
+        let done = self.wait_any().map_err(|e| format!("{e:?}"))?;
         done.result
             .map_err(|e| format!("request {} at sector {}: {e:?}", done.tag, done.sector))?;
         let data = match done.kind {
@@ -84,16 +74,16 @@ impl BlockIo for Virtio<'_> {
         Ok((Token::from(done.tag), data))
     }
     fn flush(&mut self) -> Result<(), String> {
-        self.0.flush().map_err(|e| format!("{e:?}"))
+        Block::flush(self).map_err(|e| format!("{e:?}"))
     }
     fn dma_stats(&self) -> DmaStats {
-        self.0.dma_stats()
+        Block::dma_stats(self)
     }
     fn interrupts(&self) -> u64 {
-        self.0.interrupts()
+        Block::interrupts(self)
     }
     fn session(&self) -> &DriverDevice {
-        self.0.session()
+        Block::session(self)
     }
 }
 

@@ -41,6 +41,10 @@ pub(crate) trait Driver: Send {
     fn remove(&mut self) -> Result<(), String>;
     /// For scenarios that drive a concrete driver.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// The driver's block interface, if it is a block driver.
+    fn as_block(&mut self) -> Option<&mut dyn block::BlockIo> {
+        None
+    }
 }
 
 /// One row: which devices a driver takes and how it starts on one.
@@ -164,25 +168,24 @@ pub(crate) fn lines() -> Vec<String> {
 /// table while `f` runs, so `f` may use another driver the same way (the concurrency
 /// scenarios drive two at once).
 pub(crate) fn with<T: 'static, R>(bdf: Bdf, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-    let mut running = {
-        let mut all = RUNNING.lock();
-        let index = all.iter().position(|running| running.bdf == bdf)?;
-        all.remove(index)
-    };
-    let result = running.driver.as_any_mut().downcast_mut::<T>().map(f);
-    RUNNING.lock().push(running);
-    result
+    with_any(bdf, |driver| driver.downcast_mut::<T>().map(f)).flatten()
 }
 
 /// Runs `f` on the running driver of `bdf`, whatever its type (taken out of the table while
 /// `f` runs, as in [`with`]).
 pub(crate) fn with_any<R>(bdf: Bdf, f: impl FnOnce(&mut dyn Any) -> R) -> Option<R> {
+    with_driver(bdf, |driver| f(driver.as_any_mut()))
+}
+
+/// Runs `f` on the running driver of `bdf` (taken out of the table while `f` runs, as in
+/// [`with`]).
+pub(crate) fn with_driver<R>(bdf: Bdf, f: impl FnOnce(&mut dyn Driver) -> R) -> Option<R> {
     let mut running = {
         let mut all = RUNNING.lock();
         let index = all.iter().position(|running| running.bdf == bdf)?;
         all.remove(index)
     };
-    let result = f(running.driver.as_any_mut());
+    let result = f(running.driver.as_mut());
     RUNNING.lock().push(running);
     Some(result)
 }

@@ -307,6 +307,10 @@ impl Driver for NvmeDriver {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+
+    fn as_block(&mut self) -> Option<&mut dyn super::block::BlockIo> {
+        Some(self)
+    }
 }
 
 impl Drop for NvmeDriver {

@@ -334,6 +334,10 @@ impl<const SLOT: usize> Driver for VirtioBlkDriver<SLOT> {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+
+    fn as_block(&mut self) -> Option<&mut dyn super::block::BlockIo> {
+        Some(self)
+    }
 }
 
 impl<const SLOT: usize> Drop for VirtioBlkDriver<SLOT> {
