@@ -227,8 +227,10 @@ extern "C" fn kernel_start(loader: u32, info_address: u32) -> ! {
     drop(map);
     drop(boot_info);
     loop {
-        // Deferred work (releases, fault routing) runs between interrupts, never inside one.
+        // Deferred work (releases, fault routing) and the drivers' own work (the network
+        // stack) run between interrupts, never inside one.
         passthrough::settle();
+        drivers::poll_all();
         x86_64::instructions::hlt();
     }
 }

@@ -14,7 +14,7 @@
 //! The constants mirror drivers/net-stack/src/lib.rs; the pattern is implemented again here.
 
 use crate::qemu::{self, Boot, Firmware, Machine};
-use moat_tests::{After, During, Expect, Scenario};
+use moat_tests::{After, During, Expect, OutcomeKind, Scenario};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ const UDP_PROBE: &[u8] = b"moat udp probe: 0123456789abcdef";
 
 /// Wall-clock limit of a network scenario: boot, the guest's 90 s serving budget, slack.
 const NET_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the appliance run lasts (it ends only by this limit): boot and slirp's ARP retry
+/// (about 6 s) fit well within it.
+const APPLIANCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Byte `index` of the known payload (the guest checks the same function).
 fn pattern(index: usize) -> u8 {
@@ -53,9 +56,11 @@ fn free_port() -> Result<u16, String> {
 pub(crate) fn scenarios(image: &Path, dir: &Path) -> Vec<Scenario> {
     let _ = std::fs::create_dir_all(dir);
     let mut list = Vec::new();
-    match free_port() {
-        Ok(port) => list.push(slirp(image, dir, port)),
-        Err(why) => eprintln!("xtask: net-slirp: {why}"),
+    for appliance in [false, true] {
+        match free_port() {
+            Ok(port) => list.push(slirp(image, dir, port, appliance)),
+            Err(why) => eprintln!("xtask: net-slirp: {why}"),
+        }
     }
     list.push(tap(image, dir));
     list
@@ -68,8 +73,17 @@ fn boot(image: &Path, cmdline: &str) -> Boot {
     }
 }
 
-fn slirp(image: &Path, dir: &Path, port: u16) -> Scenario {
-    let pcap = dir.join("net-slirp.pcap");
+/// `net-slirp`: `test=net-serve` serves until the host side is done, then exits. With
+/// `appliance` (`net-appliance`), no test: the kernel boots with an address and idles forever,
+/// serving from its idle loop, as an appliance does; the run must end by the wall-clock limit
+/// (the kernel never exits on its own) after the host side got its answers.
+fn slirp(image: &Path, dir: &Path, port: u16, appliance: bool) -> Scenario {
+    let name = if appliance {
+        "net-appliance"
+    } else {
+        "net-slirp"
+    };
+    let pcap = dir.join(format!("{name}.pcap"));
     let _ = std::fs::remove_file(&pcap);
     let machine = Machine {
         devices: [
@@ -86,16 +100,30 @@ fn slirp(image: &Path, dir: &Path, port: u16) -> Scenario {
         .to_vec(),
         ..Machine::default()
     };
-    let cmdline = "test=net-serve drivers=e1000e net.ip=10.0.2.15/24 net.gw=10.0.2.2";
+    let address = "drivers=e1000e net.ip=10.0.2.15/24 net.gw=10.0.2.2";
+    let driver_line = "driver: 0000:00:01.0 e1000e group 1 space 1 domain 2: mac 52:54:00:12:34:56, link up, MSI-X, 10.0.2.15/24";
+    let (cmdline, expect, timeout) = if appliance {
+        (
+            address.to_string(),
+            Expect::failure(OutcomeKind::Timeout, [driver_line, "moat: ready"]),
+            APPLIANCE_TIMEOUT,
+        )
+    } else {
+        (
+            format!("test=net-serve {address}"),
+            Expect::success([
+                driver_line,
+                "net-serve: tcp connections 1 exchanges 1 echoed 16384 bytes, mismatched 0; udp echoed",
+                "scenario `net-serve` passed",
+            ]),
+            NET_TIMEOUT,
+        )
+    };
     Scenario {
-        name: "net-slirp".into(),
-        command: qemu::command(&machine, &boot(image, cmdline), Firmware::Bios),
-        timeout: NET_TIMEOUT,
-        expect: Expect::success([
-            "driver: 0000:00:01.0 e1000e group 1 space 1 domain 2: mac 52:54:00:12:34:56, link up, MSI-X, 10.0.2.15/24",
-            "net-serve: tcp connections 1 exchanges 1 echoed 16384 bytes, mismatched 0; udp echoed",
-            "scenario `net-serve` passed",
-        ]),
+        name: name.into(),
+        command: qemu::command(&machine, &boot(image, &cmdline), Firmware::Bios),
+        timeout,
+        expect,
         during: Some(During::new(move |deadline| {
             tcp_exchange(port, deadline)?;
             udp_echo(port, deadline)

@@ -272,4 +272,12 @@ impl Driver for E1000eDriver {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+
+    /// Between interrupts (the idle loop): takes what arrived, answers, sends what is due.
+    fn poll(&mut self) {
+        if let State::Serving(stack) = &mut self.state {
+            stack.nic_mut().acknowledge();
+            stack.poll(now_us());
+        }
+    }
 }

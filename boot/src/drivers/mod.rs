@@ -41,6 +41,9 @@ pub(crate) trait Driver: Send {
     fn remove(&mut self) -> Result<(), String>;
     /// For scenarios that drive a concrete driver.
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Work between interrupts, from the idle loop (a network stack's frames and timers); the
+    /// interrupt that ended the halt, or the tick, brings the loop here.
+    fn poll(&mut self) {}
     /// The driver's block interface, if it is a block driver.
     fn as_block(&mut self) -> Option<&mut dyn block::BlockIo> {
         None
@@ -188,6 +191,13 @@ pub(crate) fn with_driver<R>(bdf: Bdf, f: impl FnOnce(&mut dyn Driver) -> R) -> 
     let result = f(running.driver.as_mut());
     RUNNING.lock().push(running);
     Some(result)
+}
+
+/// Lets every running driver do its work between interrupts (see [`Driver::poll`]).
+pub(crate) fn poll_all() {
+    for running in RUNNING.lock().iter_mut() {
+        running.driver.poll();
+    }
 }
 
 /// The devices a driver named `name` runs on.
