@@ -17,6 +17,45 @@ pub(crate) fn fresh_image(path: &Path, size: u64) -> Result<(), String> {
         .map_err(|e| format!("cannot size {}: {e}", path.display()))
 }
 
+/// Writes a `size`-byte image at `path` holding pattern `seed` throughout (written in full,
+/// not sparse: every read reaches data the host holds), through a temporary file renamed into
+/// place, so an interrupted write leaves no image that looks finished.
+pub(crate) fn pattern_image(path: &Path, seed: u64, size: u64) -> Result<(), String> {
+    use std::io::Write;
+    let partial = path.with_extension("partial");
+    let mut file =
+        File::create(&partial).map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    while offset < size {
+        let len = (size - offset).min(chunk.len() as u64) as usize;
+        for (i, byte) in chunk[..len].iter_mut().enumerate() {
+            *byte = expected(seed, offset + i as u64);
+        }
+        file.write_all(&chunk[..len])
+            .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        offset += len as u64;
+    }
+    drop(file);
+    std::fs::rename(&partial, path).map_err(|e| format!("cannot rename to {}: {e}", path.display()))
+}
+
+/// Whether the image at `path` has `size` bytes and starts with pattern `seed` (a cached image
+/// from another pattern is rewritten).
+pub(crate) fn has_pattern(path: &Path, seed: u64, size: u64) -> bool {
+    let mut head = [0u8; 64];
+    let read = File::open(path).and_then(|mut file| {
+        let len = file.metadata()?.len();
+        file.read_exact(&mut head)?;
+        Ok(len)
+    });
+    matches!(read, Ok(len) if len == size)
+        && head
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == expected(seed, i as u64))
+}
+
 /// The pattern's byte at disk offset `offset`.
 fn expected(seed: u64, offset: u64) -> u8 {
     let mut z = (seed ^ (offset / 8)).wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -144,7 +144,6 @@ fn image(args: &[String]) -> Result<PathBuf, String> {
 
 fn run(args: &[String]) -> Result<(), String> {
     provision::ensure_packages(provision::QEMU)?;
-    provision::ensure_packages(provision::DISKS)?;
     let uefi = args.iter().any(|a| a == "--uefi");
     let use_image = args.iter().any(|a| a == "--image") || uefi;
     let cmdline = option(args, "--cmdline")?.unwrap_or("");
@@ -290,7 +289,6 @@ fn oracle() -> Result<(), String> {
 /// Builds the kernel and the ISO and runs the QEMU scenarios whose names contain `filter`.
 fn run_scenarios(filter: Option<&str>) -> Result<(), String> {
     provision::ensure_packages(provision::QEMU)?;
-    provision::ensure_packages(provision::DISKS)?;
     provision::ensure_packages(provision::IMAGE)?;
     provision::ensure_packages(provision::NET)?;
     let kernel = build_kernel()?;

@@ -47,12 +47,6 @@ pub(crate) const IMAGE: &[Package] = &[
     },
 ];
 
-/// What creating disk images needs.
-pub(crate) const DISKS: &[Package] = &[Package {
-    name: "qemu-utils",
-    provides: "/usr/bin/qemu-img",
-}];
-
 /// What the network scenarios' host side needs: a network namespace with a tap link, and the
 /// host kernel's own ARP and ICMP clients.
 pub(crate) const NET: &[Package] = &[

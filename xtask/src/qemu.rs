@@ -363,22 +363,12 @@ pub(crate) fn command(machine: &Machine, boot: &Boot, firmware: Firmware) -> Com
     command
 }
 
-/// Creates the showcase machine's disk images (raw, sparse) under `dir` if missing.
+/// Creates the showcase machine's disk images (raw, sparse, 64 MiB) under `dir` if missing.
 pub(crate) fn create_disks(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for name in ["nvme.img", "virtio-blk.img"] {
         let path = dir.join(name);
-        if path.exists() {
-            continue;
-        }
-        let status = Command::new("qemu-img")
-            .args(["create", "-q", "-f", "raw"])
-            .arg(&path)
-            .arg("64M")
-            .status()
-            .map_err(|e| format!("cannot run qemu-img: {e}"))?;
-        if !status.success() {
-            return Err(format!("qemu-img create {} failed", path.display()));
+        if !path.exists() {
+            crate::disk_check::fresh_image(&path, 64 << 20)?;
         }
     }
     Ok(())

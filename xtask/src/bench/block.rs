@@ -5,6 +5,7 @@
 
 use super::results::{self, Mode, Sample, System};
 use super::{RANDOM_IOS, SEQUENTIAL_IOS, linux, plot, report};
+use crate::disk_check;
 use crate::qemu::{self, BENCH_NVME, BENCH_VIRTIO_BLK, Boot, Firmware, Machine};
 use std::path::{Path, PathBuf};
 
@@ -206,23 +207,19 @@ fn checked(
     Ok(samples)
 }
 
-/// Creates the disk images under `dir` if missing: [`DISK_BYTES`] each, written in full
-/// with a byte pattern (not sparse, so every read reaches data the host holds).
+/// The seed of the benchmark images' pattern (`disk_check`'s, the block scenarios' one);
+/// boot/src/scenarios/bench_block.rs checks reads against the same.
+const BENCH_SEED: u64 = 0xbe4c_0001;
+
+/// Creates the disk images under `dir` unless they are there with the pattern: [`DISK_BYTES`]
+/// each, pattern [`BENCH_SEED`] throughout.
 pub(crate) fn create_disks(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let megabyte: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
     for name in ["virtio-blk.img", "nvme.img"] {
         let path = dir.join(name);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == DISK_BYTES) {
-            continue;
+        if !disk_check::has_pattern(&path, BENCH_SEED, DISK_BYTES) {
+            disk_check::pattern_image(&path, BENCH_SEED, DISK_BYTES)?;
         }
-        let bytes = megabyte.repeat((DISK_BYTES >> 20) as usize);
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, &bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
